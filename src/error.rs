@@ -1,0 +1,94 @@
+//! The errors a run can end with, each with the exit code the README documents.
+
+use crate::pg::PgFailure;
+
+/// Exit codes: a documented contract (README, "Exit codes").
+pub mod exit_code {
+    /// Unexpected failure: a query outside the steps below failed, or the runtime broke.
+    pub const FAILURE: u8 = 1;
+    /// Invalid options: nothing was touched.
+    pub const INVALID_OPTIONS: u8 = 2;
+    /// The database to create already exists: it was left untouched.
+    pub const DATABASE_EXISTS: u8 = 3;
+    /// Could not connect or log in (unreachable, timeout, wrong password, no password).
+    pub const CONNECTION: u8 = 4;
+    /// The role lacks a privilege the run needs (CREATEDB, superuser for dblink).
+    pub const PRIVILEGE: u8 = 5;
+    /// The database was created but initializing it failed (it was dropped unless kept).
+    pub const INITIALIZATION: u8 = 6;
+    /// Interrupted by Ctrl-C or SIGTERM (the database this run created was dropped).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Everything that can end a run early. Messages are written for the person running the tool:
+/// what failed, where, what PostgreSQL said, and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// One message per invalid option; all of them are reported together.
+    #[error("{}", .0.join("\n"))]
+    InvalidOptions(Vec<String>),
+
+    #[error("database \"{database}\" already exists on {endpoint}; it was left untouched (choose another --new-database, or drop it first)")]
+    DatabaseExists { database: String, endpoint: String },
+
+    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): {failure}")]
+    Connect {
+        endpoint: String,
+        user: String,
+        database: String,
+        failure: PgFailure,
+    },
+
+    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; pass --password, set PGPASSWORD, or run in a terminal to be prompted")]
+    PasswordRequired {
+        endpoint: String,
+        user: String,
+        database: String,
+    },
+
+    #[error("connecting to {endpoint} as user \"{user}\" (database \"{database}\") timed out after {timeout_ms} ms; check --host and --port, or raise --connect-timeout")]
+    ConnectTimeout {
+        endpoint: String,
+        user: String,
+        database: String,
+        timeout_ms: u128,
+    },
+
+    #[error("{0}")]
+    MissingPrivilege(String),
+
+    #[error("initializing {layout} database \"{database}\" failed while {step}: {failure}; {cleanup}")]
+    Initialization {
+        database: String,
+        layout: &'static str,
+        step: String,
+        failure: String,
+        cleanup: String,
+    },
+
+    #[error("{step} failed: {failure}")]
+    Query { step: String, failure: PgFailure },
+
+    #[error("interrupted while {step}; {cleanup}")]
+    Interrupted { step: String, cleanup: String },
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code for this error (see [`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidOptions(_) => exit_code::INVALID_OPTIONS,
+            Error::DatabaseExists { .. } => exit_code::DATABASE_EXISTS,
+            Error::Connect { .. } | Error::PasswordRequired { .. } | Error::ConnectTimeout { .. } => {
+                exit_code::CONNECTION
+            }
+            Error::MissingPrivilege(_) => exit_code::PRIVILEGE,
+            Error::Initialization { .. } => exit_code::INITIALIZATION,
+            Error::Interrupted { .. } => exit_code::INTERRUPTED,
+            Error::Query { .. } | Error::Internal(_) => exit_code::FAILURE,
+        }
+    }
+}

@@ -30,7 +30,7 @@ Exit codes:
 /// clock, NOTIFY on insert, and restore_events for disaster recovery. A destination database
 /// is a replica that a replicator fills.
 #[derive(Parser)]
-#[command(name = "init-slate-db", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "init-slate-db", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,

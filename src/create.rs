@@ -202,6 +202,17 @@ async fn create_database(maintenance: &Client, connector: &Connector, database: 
                     connector.user()
                 )));
             }
+            if failure.is(&SqlState::OBJECT_IN_USE) {
+                return Err(Error::Query {
+                    step: format!("creating database \"{database}\""),
+                    failure: PgFailure {
+                        message: format!(
+                            "{failure}; CREATE DATABASE copies the template database and needs it free of other sessions: retry when they have disconnected"
+                        ),
+                        ..failure
+                    },
+                });
+            }
             Err(Error::Query {
                 step: format!("creating database \"{database}\""),
                 failure,

@@ -1,0 +1,117 @@
+//! The command line: help, version, and validation (every problem at once, exit 2, nothing touched).
+
+mod support;
+
+use support::{run, tool, Cluster};
+
+#[test]
+fn help_text_is_stable() {
+    let outcome = run(tool().arg("--help"));
+    outcome.assert_code(0);
+    insta::assert_snapshot!(outcome.stdout());
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let outcome = run(tool().arg("--version"));
+    outcome.assert_code(0);
+    assert_eq!(outcome.stdout().trim(), format!("init-slate-db {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn missing_required_options_are_reported_together() {
+    let outcome = run(&mut tool());
+    outcome.assert_code(2);
+    insta::assert_snapshot!(outcome.error_lines().join("\n"));
+}
+
+#[test]
+fn every_invalid_option_is_reported_on_its_own_line() {
+    let outcome = run(tool().args([
+        "--port",
+        "70000",
+        "--connect-timeout",
+        "0",
+        "-n",
+        "9lives",
+        "-t",
+        "replica",
+    ]));
+    outcome.assert_code(2);
+    insta::assert_snapshot!(outcome.error_lines().join("\n"));
+}
+
+#[test]
+fn negative_connect_timeout_is_invalid() {
+    let outcome = run(tool().args(["--connect-timeout", "-5", "-n", "a", "-t", "source"]));
+    outcome.assert_code(2);
+    assert_eq!(
+        outcome.error_lines(),
+        ["error: --connect-timeout \"-5\" is invalid: it must be a positive whole number of milliseconds"]
+    );
+}
+
+#[test]
+fn database_name_longer_than_63_bytes_is_rejected_not_truncated() {
+    let name = "a".repeat(64);
+    let outcome = run(tool().args(["-n", &name, "-t", "destination"]));
+    outcome.assert_code(2);
+    let errors = outcome.error_lines();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("64 bytes long") && errors[0].contains("at most 63 bytes"), "{errors:?}");
+}
+
+#[test]
+fn database_name_with_quote_or_dash_is_rejected() {
+    for name in ["a\"b", "a-b", "a b", "$a", "ünï"] {
+        let outcome = run(tool().args(["-n", name, "-t", "source"]));
+        outcome.assert_code(2);
+        assert!(outcome.error_lines()[0].contains("is not a valid PostgreSQL identifier"), "{name}: {}", outcome.stderr());
+    }
+}
+
+#[test]
+fn unknown_flag_is_one_line_with_exit_code_2() {
+    let outcome = run(tool().args(["--frobnicate", "-n", "a", "-t", "source"]));
+    outcome.assert_code(2);
+    assert_eq!(
+        outcome.error_lines(),
+        ["error: unexpected argument '--frobnicate' found (see init-slate-db --help)"]
+    );
+    assert_eq!(outcome.stderr().lines().count(), 1, "{}", outcome.stderr());
+}
+
+#[test]
+fn invalid_options_touch_nothing_on_a_reachable_server() {
+    let cluster = Cluster::start_bare();
+    let outcome = run(cluster.tool().args(["-n", "valid_name", "-t", "sauce"]));
+    outcome.assert_code(2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(!rt.block_on(cluster.database_exists("valid_name")));
+    assert!(!outcome.stderr().contains("starting"), "no run should start: {}", outcome.stderr());
+}
+
+#[test]
+fn password_given_on_the_command_line_is_warned_about_and_never_printed() {
+    let cluster = Cluster::start_bare();
+    let outcome = run(support::tool().args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &cluster.port.to_string(),
+        "--user",
+        support::SUPERUSER,
+        "--password",
+        support::SUPERUSER_PASSWORD,
+        "-n",
+        "warned",
+        "-t",
+        "destination",
+        "--dry-run",
+    ]));
+    outcome.assert_code(0);
+    let stderr = outcome.stderr();
+    assert_eq!(stderr.matches("visible to other users").count(), 1, "{stderr}");
+    assert!(!stderr.contains(support::SUPERUSER_PASSWORD));
+    assert!(!outcome.stdout().contains(support::SUPERUSER_PASSWORD));
+}

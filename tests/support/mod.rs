@@ -1,0 +1,301 @@
+//! A throwaway PostgreSQL cluster per test: real server binaries, a free port, a socket
+//! directory of its own, scram password auth; stopped and removed on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+use tokio_postgres::{Client, NoTls};
+
+/// The cluster's superuser.
+pub const SUPERUSER: &str = "slate_admin";
+pub const SUPERUSER_PASSWORD: &str = "super secret's \\pw";
+/// A role with CREATEDB only.
+pub const CREATOR: &str = "creator";
+pub const CREATOR_PASSWORD: &str = "creator-pw";
+/// A login role without privileges.
+pub const PLAIN: &str = "plain";
+pub const PLAIN_PASSWORD: &str = "plain-pw";
+
+/// Where the PostgreSQL server binaries are: PG_BINDIR, else `pg_config --bindir`, else PATH.
+fn bindir() -> &'static Path {
+    static BINDIR: OnceLock<PathBuf> = OnceLock::new();
+    BINDIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("PG_BINDIR") {
+            return PathBuf::from(dir);
+        }
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if dir.join("initdb").exists() {
+                return dir;
+            }
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").exists())
+            .expect("PostgreSQL server binaries not found: install postgresql or set PG_BINDIR")
+    })
+}
+
+fn running_as_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
+}
+
+/// initdb refuses to run as root: as root, run the server binaries as `postgres`.
+fn server_command(program: &str) -> Command {
+    let binary = bindir().join(program);
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(binary);
+        command
+    } else {
+        Command::new(binary)
+    }
+}
+
+fn run_checked(mut command: Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One running throwaway cluster.
+pub struct Cluster {
+    dir: TempDir,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// Starts a cluster with the superuser, a CREATEDB-only role and a plain login role.
+    pub async fn start() -> Cluster {
+        let cluster = Cluster::start_bare();
+        let admin = cluster.superuser_client("postgres").await;
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {CREATOR} LOGIN CREATEDB PASSWORD '{CREATOR_PASSWORD}';
+                 CREATE ROLE {PLAIN} LOGIN PASSWORD '{PLAIN_PASSWORD}';"
+            ))
+            .await
+            .unwrap();
+        cluster
+    }
+
+    /// Starts a cluster with only the superuser (synchronous: for tests that need no client).
+    pub fn start_bare() -> Cluster {
+        let dir = tempfile::Builder::new().prefix("slate-test-pg.").tempdir().unwrap();
+        if running_as_root() {
+            run_checked(
+                {
+                    let mut c = Command::new("chown");
+                    c.arg("postgres").arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, format!("{SUPERUSER_PASSWORD}\n")).unwrap();
+        std::fs::create_dir(dir.path().join("socket")).unwrap();
+        if running_as_root() {
+            run_checked(
+                {
+                    let mut c = Command::new("chown");
+                    c.arg("-R").arg("postgres").arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        let mut initdb = server_command("initdb");
+        initdb
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        run_checked(initdb, "initdb");
+        std::fs::remove_file(&pwfile).unwrap();
+
+        // A port picked free can be taken before the server binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut pg_ctl = server_command("pg_ctl");
+            pg_ctl
+                .arg("-D")
+                .arg(dir.path().join("data"))
+                .arg("-l")
+                .arg(dir.path().join("server.log"))
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+                    dir.path().join("socket").display()
+                ))
+                .arg("start")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if pg_ctl.status().map(|s| s.success()).unwrap_or(false) {
+                return Cluster { dir, port };
+            }
+        }
+        panic!(
+            "could not start PostgreSQL: {}",
+            std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// The Unix-socket directory.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("socket")
+    }
+
+    /// Stops the server now (tests of "server gone" behaviour).
+    pub fn stop(&self) {
+        let _ = server_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// A client as `user`.
+    pub async fn client_as(&self, user: &str, password: &str, database: &str) -> Client {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .password(password)
+            .dbname(database)
+            .connect(NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {database}: {e:?}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A superuser client.
+    pub async fn superuser_client(&self, database: &str) -> Client {
+        self.client_as(SUPERUSER, SUPERUSER_PASSWORD, database).await
+    }
+
+    /// Whether `database` exists.
+    pub async fn database_exists(&self, database: &str) -> bool {
+        self.superuser_client("postgres")
+            .await
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    /// The tool, set to reach this cluster as the superuser (password through PGPASSWORD),
+    /// with no terminal and no inherited PG* settings.
+    pub fn tool(&self) -> Command {
+        self.tool_as(SUPERUSER, Some(SUPERUSER_PASSWORD))
+    }
+
+    /// The tool as `user`, with `password` in PGPASSWORD when given.
+    pub fn tool_as(&self, user: &str, password: Option<&str>) -> Command {
+        let mut command = tool();
+        command.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--user", user]);
+        if let Some(password) = password {
+            command.env("PGPASSWORD", password);
+        }
+        command
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The tool binary with a clean environment: no PG* variables, no terminal, no colours.
+pub fn tool() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_init-slate-db"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") || key == "INIT_SLATE_DB_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.env_remove("RUST_BACKTRACE");
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` to completion with a hard limit, so a hang fails the test instead of the CI.
+pub fn run(command: &mut Command) -> Outcome {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start init-slate-db");
+    let output = wait_with_limit(child, std::time::Duration::from_secs(120));
+    Outcome { output }
+}
+
+fn wait_with_limit(child: std::process::Child, limit: std::time::Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for init-slate-db"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("init-slate-db did not finish within {limit:?}");
+        }
+    }
+}
+
+/// What a run of the tool produced.
+pub struct Outcome {
+    pub output: Output,
+}
+
+impl Outcome {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().expect("exited normally")
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// The lines starting with `error: `.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.stderr().lines().filter(|l| l.starts_with("error: ")).map(String::from).collect()
+    }
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            expected,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}

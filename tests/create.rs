@@ -248,20 +248,7 @@ async fn poison_template(cluster: &Cluster) {
     let template = cluster.superuser_client("template1").await;
     template.batch_execute("CREATE TABLE events (x int)").await.unwrap();
     drop(template);
-    // CREATE DATABASE needs the template idle: wait for our session's backend to exit.
-    let admin = cluster.superuser_client("postgres").await;
-    for _ in 0..100 {
-        let sessions: i64 = admin
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = 'template1'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if sessions == 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("template1 stayed busy");
+    cluster.wait_until_idle("template1").await;
 }
 
 #[tokio::test]

@@ -206,6 +206,27 @@ impl Cluster {
             .is_some()
     }
 
+    /// Waits until no session is connected to `database` (CREATE DATABASE needs its template
+    /// free of other sessions, and a dropped client's backend takes a moment to exit).
+    pub async fn wait_until_idle(&self, database: &str) {
+        let admin = self.superuser_client("postgres").await;
+        for _ in 0..200 {
+            let sessions: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&database],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if sessions == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{database} stayed busy");
+    }
+
     /// The tool, set to reach this cluster as the superuser (password through PGPASSWORD),
     /// with no terminal and no inherited PG* settings.
     pub fn tool(&self) -> Command {
@@ -298,4 +319,52 @@ impl Outcome {
         );
         self
     }
+}
+
+/// A session listening on `channel`: notifications arrive on the returned receiver.
+pub async fn listen(
+    cluster: &Cluster,
+    database: &str,
+    channel: &str,
+) -> (Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>) {
+    use futures_util::StreamExt;
+    let (client, mut connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(cluster.port)
+        .user(SUPERUSER)
+        .password(SUPERUSER_PASSWORD)
+        .dbname(database)
+        .connect(NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(notification) = message {
+                let _ = tx.send(notification);
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {channel}")).await.unwrap();
+    (client, rx)
+}
+
+/// A pool of connections to `database` (concurrent writers).
+pub fn pool(cluster: &Cluster, database: &str, size: usize) -> deadpool_postgres::Pool {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(cluster.port)
+        .user(SUPERUSER)
+        .password(SUPERUSER_PASSWORD)
+        .dbname(database);
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap()
 }

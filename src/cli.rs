@@ -111,7 +111,8 @@ where
         Ok(matches) => matches,
         Err(error) => return clap_outcome(error),
     };
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
+    let cli =
+        Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
     validate(cli, &matches).map(Some)
 }
 
@@ -121,14 +122,18 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            error.print().map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
+            error
+                .print()
+                .map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
             Ok(None)
         }
         _ => {
             let rendered = error.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            Err(Error::InvalidOptions(vec![format!("{first} (see init-slate-db --help)")]))
+            Err(Error::InvalidOptions(vec![format!(
+                "{first} (see init-slate-db --help)"
+            )]))
         }
     }
 }
@@ -136,19 +141,24 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
 /// Checks every option and reports all problems together.
 fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
     let mut problems = Vec::new();
-    let password_on_command_line = matches.value_source("password") == Some(ValueSource::CommandLine);
+    let password_on_command_line =
+        matches.value_source("password") == Some(ValueSource::CommandLine);
 
     let connection = ConnectionSettings::from_args(cli.connection, &mut problems);
 
     let new_database = match cli.create.new_database.as_deref() {
         None => {
-            problems.push("--new-database <NAME> is required: the name of the database to create".into());
+            problems.push(
+                "--new-database <NAME> is required: the name of the database to create".into(),
+            );
             None
         }
         Some(name) => match Identifier::parse(name) {
             Ok(identifier) => Some(identifier),
             Err(why) => {
-                problems.push(format!("--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"));
+                problems.push(format!(
+                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
+                ));
                 None
             }
         },
@@ -159,13 +169,15 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
             problems.push("--table-type <TYPE> is required: \"source\" or \"destination\"".into());
             None
         }
-        Some(value) => match Layout::parse(value) {
-            Some(layout) => Some(layout),
-            None => {
-                problems.push(format!("--table-type {value:?} is invalid: it must be \"source\" or \"destination\""));
-                None
+        Some(value) => {
+            match Layout::parse(value) {
+                Some(layout) => Some(layout),
+                None => {
+                    problems.push(format!("--table-type {value:?} is invalid: it must be \"source\" or \"destination\""));
+                    None
+                }
             }
-        },
+        }
     };
 
     if cli.create.maintenance_db.is_empty() {
@@ -173,20 +185,22 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
     }
 
     match (connection, new_database, layout) {
-        (Some(connection), Some(new_database), Some(layout)) if problems.is_empty() => Ok(Invocation {
-            command: Command::Create(CreateSettings {
-                connection,
-                new_database,
-                layout,
-                dry_run: cli.create.dry_run,
-                maintenance_db: cli.create.maintenance_db,
-                keep_on_failure: cli.create.keep_on_failure,
-            }),
-            logging: LoggingSettings {
-                ansi: std::io::stderr().is_terminal(),
-            },
-            password_on_command_line,
-        }),
+        (Some(connection), Some(new_database), Some(layout)) if problems.is_empty() => {
+            Ok(Invocation {
+                command: Command::Create(CreateSettings {
+                    connection,
+                    new_database,
+                    layout,
+                    dry_run: cli.create.dry_run,
+                    maintenance_db: cli.create.maintenance_db,
+                    keep_on_failure: cli.create.keep_on_failure,
+                }),
+                logging: LoggingSettings {
+                    ansi: std::io::stderr().is_terminal(),
+                },
+                password_on_command_line,
+            })
+        }
         _ => Err(Error::InvalidOptions(problems)),
     }
 }

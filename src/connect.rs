@@ -26,7 +26,13 @@ pub struct ConnectionArgs {
     pub host: Option<String>,
 
     /// Database server port [default: 5432]
-    #[arg(long, env = "PGPORT", hide_env_values = true, value_name = "PORT", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "PGPORT",
+        hide_env_values = true,
+        value_name = "PORT",
+        allow_hyphen_values = true
+    )]
     pub port: Option<String>,
 
     /// Database user; must be allowed to create databases (and a superuser for a source
@@ -36,7 +42,12 @@ pub struct ConnectionArgs {
 
     /// Database password; visible to other users in the process list, prefer PGPASSWORD. If
     /// absent and the server asks for one: prompted for on a terminal, else the run fails
-    #[arg(long, env = "PGPASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "PGPASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     pub password: Option<String>,
 
     /// Time allowed for the whole connection, TCP connect and login, in milliseconds
@@ -63,13 +74,18 @@ impl ConnectionSettings {
     /// Validates `args`, adding one line to `problems` per invalid option.
     pub fn from_args(args: ConnectionArgs, problems: &mut Vec<String>) -> Option<Self> {
         let before = problems.len();
-        let host = args.host.filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        let host = args
+            .host
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
         let port = match args.port.as_deref().filter(|p| !p.is_empty()) {
             None => 5432,
             Some(text) => match text.parse::<u16>() {
                 Ok(port) if port > 0 => port,
                 _ => {
-                    problems.push(format!("--port {text:?} is invalid: it must be a whole number from 1 to 65535"));
+                    problems.push(format!(
+                        "--port {text:?} is invalid: it must be a whole number from 1 to 65535"
+                    ));
                     0
                 }
             },
@@ -147,8 +163,11 @@ impl Connector {
         let span = info_span!("connect", endpoint = %self.settings.endpoint(), user = %self.user, database);
         async {
             match self.try_connect(database).await {
-                Err(Error::PasswordRequired { .. }) if self.interactive && self.settings.password.is_none() => {
-                    self.settings.password = Some(prompt_password(&self.user, &self.settings.endpoint())?);
+                Err(Error::PasswordRequired { .. })
+                    if self.interactive && self.settings.password.is_none() =>
+                {
+                    self.settings.password =
+                        Some(prompt_password(&self.user, &self.settings.endpoint())?);
                     self.try_connect(database).await
                 }
                 other => other,
@@ -172,7 +191,8 @@ impl Connector {
         }
         // tokio-postgres's connect_timeout covers only opening the socket: a server that accepts
         // and never answers would hang the login, so the whole connect gets the deadline.
-        let attempt = tokio::time::timeout(self.settings.connect_timeout, config.connect(NoTls)).await;
+        let attempt =
+            tokio::time::timeout(self.settings.connect_timeout, config.connect(NoTls)).await;
         let (client, connection) = match attempt {
             Err(_elapsed) => {
                 return Err(Error::ConnectTimeout {
@@ -219,13 +239,14 @@ fn prompt_user() -> Result<String, Error> {
     let _ = write!(stderr, "Database user: ");
     let _ = stderr.flush();
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Internal(format!("cannot read the user name from the terminal: {e}")))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Error::Internal(format!("cannot read the user name from the terminal: {e}"))
+    })?;
     let user = line.trim().to_string();
     if user.is_empty() {
-        return Err(Error::InvalidOptions(vec!["no database user given: pass --user or set PGUSER".into()]));
+        return Err(Error::InvalidOptions(vec![
+            "no database user given: pass --user or set PGUSER".into(),
+        ]));
     }
     Ok(user)
 }

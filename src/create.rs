@@ -121,7 +121,12 @@ pub async fn run(settings: CreateSettings) -> Result<(), Error> {
 
 /// The read-only checks: the database must not exist, the role must be able to create it, and
 /// for a source database dblink must be installable. Runs in dry runs too.
-async fn preflight(maintenance: &Client, connector: &mut Connector, database: &Identifier, layout: Layout) -> Result<(), Error> {
+async fn preflight(
+    maintenance: &Client,
+    connector: &mut Connector,
+    database: &Identifier,
+    layout: Layout,
+) -> Result<(), Error> {
     let row = maintenance
         .query_one(
             "SELECT r.rolsuper, r.rolcreatedb, \
@@ -135,7 +140,8 @@ async fn preflight(maintenance: &Client, connector: &mut Connector, database: &I
             step: "checking the role and the database name".into(),
             failure: e.into(),
         })?;
-    let (superuser, createdb, exists, dblink_available): (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (superuser, createdb, exists, dblink_available): (bool, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     let user = connector.user().to_string();
     if exists {
         return Err(Error::DatabaseExists {
@@ -172,15 +178,25 @@ async fn template_has_dblink(connector: &mut Connector) -> bool {
         return false;
     };
     template
-        .query_opt("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink'", &[])
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink'",
+            &[],
+        )
         .await
         .map(|row| row.is_some())
         .unwrap_or(false)
 }
 
 /// CREATE DATABASE; losing a race for the name reports the database as existing.
-async fn create_database(maintenance: &Client, connector: &Connector, database: &Identifier) -> Result<(), Error> {
-    let statement = format!("CREATE DATABASE {}", pg::quote_identifier(database.as_str()));
+async fn create_database(
+    maintenance: &Client,
+    connector: &Connector,
+    database: &Identifier,
+) -> Result<(), Error> {
+    let statement = format!(
+        "CREATE DATABASE {}",
+        pg::quote_identifier(database.as_str())
+    );
     match maintenance.batch_execute(&statement).await {
         Ok(()) => {
             info!("created database \"{database}\"");
@@ -190,7 +206,8 @@ async fn create_database(maintenance: &Client, connector: &Connector, database: 
             let failure = PgFailure::from(&error);
             // Two runs racing for one name: the loser sees 42P04, or 23505 on pg_database's
             // unique index when both got past the existence check at once.
-            if failure.is(&SqlState::DUPLICATE_DATABASE) || failure.is(&SqlState::UNIQUE_VIOLATION) {
+            if failure.is(&SqlState::DUPLICATE_DATABASE) || failure.is(&SqlState::UNIQUE_VIOLATION)
+            {
                 return Err(Error::DatabaseExists {
                     database: database.to_string(),
                     endpoint: connector.settings().endpoint(),
@@ -223,9 +240,17 @@ async fn create_database(maintenance: &Client, connector: &Connector, database: 
 
 /// Connects to the new database and applies the layout; `step` says where it stands, for the
 /// error message if it fails or is interrupted.
-async fn initialize(connector: &mut Connector, database: &Identifier, layout: Layout, step: &Cell<&'static str>) -> Result<Vec<AppliedMigration>, String> {
+async fn initialize(
+    connector: &mut Connector,
+    database: &Identifier,
+    layout: Layout,
+    step: &Cell<&'static str>,
+) -> Result<Vec<AppliedMigration>, String> {
     step.set("connecting to the new database");
-    let mut client = connector.connect(database.as_str()).await.map_err(|e| e.to_string())?;
+    let mut client = connector
+        .connect(database.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
     step.set("applying migrations");
     let applied = layout::apply(&mut client, layout)
         .instrument(info_span!("migrate", database = %database, layout = %layout))
@@ -241,11 +266,16 @@ async fn initialize(connector: &mut Connector, database: &Identifier, layout: La
 async fn clean_up(maintenance: &Client, database: &Identifier, keep: bool) -> String {
     if keep {
         warn!("keeping database \"{database}\" as --keep-on-failure asks; drop it before running again");
-        return format!("database \"{database}\" was kept (--keep-on-failure); drop it before running again");
+        return format!(
+            "database \"{database}\" was kept (--keep-on-failure); drop it before running again"
+        );
     }
     // The connection to the new database is closed by now, but its server process may take a
     // moment to exit; DROP DATABASE waits a few seconds for it, and we try twice.
-    let statement = format!("DROP DATABASE IF EXISTS {}", pg::quote_identifier(database.as_str()));
+    let statement = format!(
+        "DROP DATABASE IF EXISTS {}",
+        pg::quote_identifier(database.as_str())
+    );
     let mut last = None;
     for attempt in 0..2 {
         match maintenance.batch_execute(&statement).await {
@@ -289,7 +319,12 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_dry_run(connector: &Connector, maintenance_db: &str, database: &Identifier, layout: Layout) {
+fn print_dry_run(
+    connector: &Connector,
+    maintenance_db: &str,
+    database: &Identifier,
+    layout: Layout,
+) {
     let settings = connector.settings();
     let mut out = String::new();
     out.push_str("dry run: nothing was created or changed\n\nrun parameters:\n");
@@ -297,8 +332,18 @@ fn print_dry_run(connector: &Connector, maintenance_db: &str, database: &Identif
         ("host", settings.host.clone()),
         ("port", settings.port.to_string()),
         ("user", connector.user().to_string()),
-        ("password", if settings.password.is_some() { "(given, not shown)".into() } else { "(none)".into() }),
-        ("connect timeout", format!("{} ms", settings.connect_timeout.as_millis())),
+        (
+            "password",
+            if settings.password.is_some() {
+                "(given, not shown)".into()
+            } else {
+                "(none)".into()
+            },
+        ),
+        (
+            "connect timeout",
+            format!("{} ms", settings.connect_timeout.as_millis()),
+        ),
         ("maintenance database", maintenance_db.to_string()),
         ("new database", database.to_string()),
         ("table type", layout.to_string()),
@@ -307,15 +352,26 @@ fn print_dry_run(connector: &Connector, maintenance_db: &str, database: &Identif
         out.push_str(&format!("  {:<22}{value}\n", format!("{key}:")));
     }
     out.push_str("\nchecks passed:\n");
-    out.push_str(&format!("  connected to \"{maintenance_db}\" on {}\n", settings.endpoint()));
+    out.push_str(&format!(
+        "  connected to \"{maintenance_db}\" on {}\n",
+        settings.endpoint()
+    ));
     out.push_str(&format!("  database \"{database}\" does not exist\n"));
     out.push_str("  the role may create databases\n");
     if layout.needs_dblink() {
         out.push_str("  the dblink extension can be installed\n");
     }
-    out.push_str(&format!("\nmigrations that would be applied to \"{database}\" (history table {}):\n", layout::HISTORY_TABLE));
+    out.push_str(&format!(
+        "\nmigrations that would be applied to \"{database}\" (history table {}):\n",
+        layout::HISTORY_TABLE
+    ));
     for migration in layout.migrations() {
-        out.push_str(&format!("  V{:<3}{:<40}checksum {}\n", migration.version(), migration.name(), migration.checksum()));
+        out.push_str(&format!(
+            "  V{:<3}{:<40}checksum {}\n",
+            migration.version(),
+            migration.name(),
+            migration.checksum()
+        ));
     }
     print!("{out}");
 }

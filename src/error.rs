@@ -31,7 +31,9 @@ pub enum Error {
     #[error("database \"{database}\" already exists on {endpoint}; it was left untouched (choose another --new-database, or drop it first)")]
     DatabaseExists { database: String, endpoint: String },
 
-    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): {failure}")]
+    #[error(
+        "could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): {failure}"
+    )]
     Connect {
         endpoint: String,
         user: String,
@@ -57,7 +59,9 @@ pub enum Error {
     #[error("{0}")]
     MissingPrivilege(String),
 
-    #[error("initializing {layout} database \"{database}\" failed while {step}: {failure}; {cleanup}")]
+    #[error(
+        "initializing {layout} database \"{database}\" failed while {step}: {failure}; {cleanup}"
+    )]
     Initialization {
         database: String,
         layout: &'static str,
@@ -82,9 +86,9 @@ impl Error {
         match self {
             Error::InvalidOptions(_) => exit_code::INVALID_OPTIONS,
             Error::DatabaseExists { .. } => exit_code::DATABASE_EXISTS,
-            Error::Connect { .. } | Error::PasswordRequired { .. } | Error::ConnectTimeout { .. } => {
-                exit_code::CONNECTION
-            }
+            Error::Connect { .. }
+            | Error::PasswordRequired { .. }
+            | Error::ConnectTimeout { .. } => exit_code::CONNECTION,
             Error::MissingPrivilege(_) => exit_code::PRIVILEGE,
             Error::Initialization { .. } => exit_code::INITIALIZATION,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn accepts_letters_digits_underscore_dollar_and_keeps_case() {
-        assert_eq!(Identifier::parse("Orders_2$x").unwrap().as_str(), "Orders_2$x");
+        assert_eq!(
+            Identifier::parse("Orders_2$x").unwrap().as_str(),
+            "Orders_2$x"
+        );
         assert!(Identifier::parse("_a").is_ok());
         assert!(Identifier::parse(&"a".repeat(63)).is_ok());
     }
@@ -70,6 +73,8 @@ mod tests {
         assert!(Identifier::parse("a b").is_err());
         assert!(Identifier::parse("a\"b").is_err());
         assert!(Identifier::parse("é").is_err());
-        assert!(Identifier::parse(&"a".repeat(64)).unwrap_err().contains("64 bytes"));
+        assert!(Identifier::parse(&"a".repeat(64))
+            .unwrap_err()
+            .contains("64 bytes"));
     }
 }

@@ -26,7 +26,14 @@ macro_rules! migration_file {
         MigrationFile {
             name: $name,
             path: concat!($dir, "/", $name, ".sql"),
-            sql: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $dir, "/", $name, ".sql")),
+            sql: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $dir,
+                "/",
+                $name,
+                ".sql"
+            )),
         }
     };
 }
@@ -131,12 +138,19 @@ impl From<&Migration> for AppliedMigration {
 
 /// Applies the layout's pending migrations in one transaction, with refinery's divergence and
 /// missing-version checks on, recording each in the history table.
-pub async fn apply(client: &mut Client, layout: Layout) -> Result<Vec<AppliedMigration>, refinery::Error> {
+pub async fn apply(
+    client: &mut Client,
+    layout: Layout,
+) -> Result<Vec<AppliedMigration>, refinery::Error> {
     let report = Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)
         .set_abort_missing(true)
         .run_async(client)
         .await?;
-    Ok(report.applied_migrations().iter().map(AppliedMigration::from).collect())
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(AppliedMigration::from)
+        .collect())
 }

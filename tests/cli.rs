@@ -15,7 +15,10 @@ fn help_text_is_stable() {
 fn version_prints_the_package_version() {
     let outcome = run(tool().arg("--version"));
     outcome.assert_code(0);
-    assert_eq!(outcome.stdout().trim(), format!("init-slate-db {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        outcome.stdout().trim(),
+        format!("init-slate-db {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -58,7 +61,10 @@ fn database_name_longer_than_63_bytes_is_rejected_not_truncated() {
     outcome.assert_code(2);
     let errors = outcome.error_lines();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("64 bytes long") && errors[0].contains("at most 63 bytes"), "{errors:?}");
+    assert!(
+        errors[0].contains("64 bytes long") && errors[0].contains("at most 63 bytes"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -66,7 +72,11 @@ fn database_name_with_quote_or_dash_is_rejected() {
     for name in ["a\"b", "a-b", "a b", "$a", "ünï"] {
         let outcome = run(tool().args(["-n", name, "-t", "source"]));
         outcome.assert_code(2);
-        assert!(outcome.error_lines()[0].contains("is not a valid PostgreSQL identifier"), "{name}: {}", outcome.stderr());
+        assert!(
+            outcome.error_lines()[0].contains("is not a valid PostgreSQL identifier"),
+            "{name}: {}",
+            outcome.stderr()
+        );
     }
 }
 
@@ -88,7 +98,11 @@ fn invalid_options_touch_nothing_on_a_reachable_server() {
     outcome.assert_code(2);
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert!(!rt.block_on(cluster.database_exists("valid_name")));
-    assert!(!outcome.stderr().contains("starting"), "no run should start: {}", outcome.stderr());
+    assert!(
+        !outcome.stderr().contains("starting"),
+        "no run should start: {}",
+        outcome.stderr()
+    );
 }
 
 #[test]
@@ -111,7 +125,11 @@ fn password_given_on_the_command_line_is_warned_about_and_never_printed() {
     ]));
     outcome.assert_code(0);
     let stderr = outcome.stderr();
-    assert_eq!(stderr.matches("visible to other users").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("visible to other users").count(),
+        1,
+        "{stderr}"
+    );
     assert!(!stderr.contains(support::SUPERUSER_PASSWORD));
     assert!(!outcome.stdout().contains(support::SUPERUSER_PASSWORD));
 }

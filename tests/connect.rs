@@ -11,13 +11,21 @@ use support::{run, Cluster, SUPERUSER};
 #[tokio::test]
 async fn wrong_password_is_a_connection_error_naming_host_port_and_user() {
     let cluster = Cluster::start().await;
-    let outcome = run(cluster.tool_as(SUPERUSER, Some("not the password")).args(["-n", "nope", "-t", "source"]));
+    let outcome = run(cluster
+        .tool_as(SUPERUSER, Some("not the password"))
+        .args(["-n", "nope", "-t", "source"]));
     outcome.assert_code(4);
     let errors = outcome.error_lines();
     assert_eq!(errors.len(), 1, "{}", outcome.stderr());
-    assert!(errors[0].contains(&format!("127.0.0.1:{}", cluster.port)), "{errors:?}");
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{}", cluster.port)),
+        "{errors:?}"
+    );
     assert!(errors[0].contains("user \"slate_admin\""), "{errors:?}");
-    assert!(errors[0].contains("password authentication failed"), "{errors:?}");
+    assert!(
+        errors[0].contains("password authentication failed"),
+        "{errors:?}"
+    );
     assert!(errors[0].contains("28P01"), "{errors:?}");
     assert!(!outcome.stderr().contains("not the password"));
     assert!(!cluster.database_exists("nope").await);
@@ -26,7 +34,11 @@ async fn wrong_password_is_a_connection_error_naming_host_port_and_user() {
 #[test]
 fn closed_port_fails_within_the_timeout() {
     // Bind and drop: nothing listens on this port now.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let outcome = run(support::tool().args([
         "--host",
@@ -45,7 +57,10 @@ fn closed_port_fails_within_the_timeout() {
     outcome.assert_code(4);
     assert!(started.elapsed() < Duration::from_secs(60));
     let errors = outcome.error_lines();
-    assert!(errors[0].contains(&format!("could not connect to 127.0.0.1:{port}")), "{errors:?}");
+    assert!(
+        errors[0].contains(&format!("could not connect to 127.0.0.1:{port}")),
+        "{errors:?}"
+    );
     assert!(errors[0].to_lowercase().contains("refused"), "{errors:?}");
 }
 
@@ -88,12 +103,20 @@ fn server_that_accepts_and_never_answers_times_out() {
 #[tokio::test]
 async fn no_terminal_and_no_password_fails_at_once_saying_how_to_supply_one() {
     let cluster = Cluster::start().await;
-    let outcome = run(cluster.tool_as(SUPERUSER, None).args(["-n", "nopw", "-t", "source"]));
+    let outcome = run(cluster
+        .tool_as(SUPERUSER, None)
+        .args(["-n", "nopw", "-t", "source"]));
     outcome.assert_code(4);
     let errors = outcome.error_lines();
     assert_eq!(errors.len(), 1, "{}", outcome.stderr());
-    assert!(errors[0].contains("asks for a password and none was given"), "{errors:?}");
-    assert!(errors[0].contains("--password") && errors[0].contains("PGPASSWORD"), "{errors:?}");
+    assert!(
+        errors[0].contains("asks for a password and none was given"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("--password") && errors[0].contains("PGPASSWORD"),
+        "{errors:?}"
+    );
     assert!(!cluster.database_exists("nopw").await);
 }
 
@@ -113,7 +136,14 @@ async fn pg_environment_variables_are_the_defaults() {
 #[tokio::test]
 async fn missing_maintenance_database_is_a_connection_error() {
     let cluster = Cluster::start().await;
-    let outcome = run(cluster.tool().args(["-n", "x", "-t", "source", "--maintenance-db", "no_such_db"]));
+    let outcome =
+        run(cluster
+            .tool()
+            .args(["-n", "x", "-t", "source", "--maintenance-db", "no_such_db"]));
     outcome.assert_code(4);
-    assert!(outcome.error_lines()[0].contains("database \"no_such_db\" does not exist"), "{}", outcome.stderr());
+    assert!(
+        outcome.error_lines()[0].contains("database \"no_such_db\" does not exist"),
+        "{}",
+        outcome.stderr()
+    );
 }

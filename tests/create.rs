@@ -43,7 +43,10 @@ async fn source_database_gets_exactly_the_source_objects() {
         )
         .await
         .unwrap();
-    let columns: Vec<(String, String, String)> = columns.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let columns: Vec<(String, String, String)> = columns
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(
         columns,
         [
@@ -52,9 +55,17 @@ async fn source_database_gets_exactly_the_source_objects() {
             ("event".into(), "jsonb".into(), "NO".into()),
         ]
     );
-    let id: i64 = client.query_one("SELECT id FROM id", &[]).await.unwrap().get(0);
+    let id: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(id, 1);
-    let id_rows: i64 = client.query_one("SELECT count(*) FROM id", &[]).await.unwrap().get(0);
+    let id_rows: i64 = client
+        .query_one("SELECT count(*) FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(id_rows, 1);
 }
 
@@ -67,7 +78,10 @@ async fn source_indexes_match_the_specification() {
         .query("SELECT indexname::text, indexdef FROM pg_indexes WHERE tablename = 'events' ORDER BY 1", &[])
         .await
         .unwrap();
-    let defs: Vec<String> = rows.iter().map(|r| format!("{}: {}", r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+    let defs: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
     insta::assert_snapshot!(defs.join("\n"));
 }
 
@@ -76,9 +90,17 @@ async fn replicator_sees_one_routine_per_name_and_two_check_trigger_rows() {
     let cluster = Cluster::start().await;
     run(cluster.tool().args(["-n", "counted", "-t", "source"])).assert_code(0);
     let client = cluster.superuser_client("counted").await;
-    for routine in ["insert_events", "restore_events", "notify_event_insert", "filter_sql_command"] {
+    for routine in [
+        "insert_events",
+        "restore_events",
+        "notify_event_insert",
+        "filter_sql_command",
+    ] {
         let count: i64 = client
-            .query_one("SELECT count(*) FROM information_schema.routines WHERE routine_name = $1", &[&routine])
+            .query_one(
+                "SELECT count(*) FROM information_schema.routines WHERE routine_name = $1",
+                &[&routine],
+            )
             .await
             .unwrap()
             .get(0);
@@ -94,7 +116,15 @@ async fn replicator_sees_one_routine_per_name_and_two_check_trigger_rows() {
         .unwrap();
     let triggers: Vec<String> = triggers
         .iter()
-        .map(|r| format!("{} {} {} {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, String>(3)))
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3)
+            )
+        })
         .collect();
     assert_eq!(
         triggers,
@@ -112,20 +142,32 @@ async fn replicator_sees_one_routine_per_name_and_two_check_trigger_rows() {
         .await
         .unwrap()
         .get(0);
-    assert!(truncate_trigger, "check_sql_command must also fire on TRUNCATE");
+    assert!(
+        truncate_trigger,
+        "check_sql_command must also fire on TRUNCATE"
+    );
 }
 
 #[tokio::test]
 async fn destination_database_has_only_the_events_table_and_accepts_plain_inserts() {
     let cluster = Cluster::start().await;
-    run(cluster.tool().args(["-n", "orders_replica", "-t", "destination"])).assert_code(0);
+    run(cluster
+        .tool()
+        .args(["-n", "orders_replica", "-t", "destination"]))
+    .assert_code(0);
     let client = cluster.superuser_client("orders_replica").await;
     insta::assert_snapshot!(objects(&client).await.join("\n"));
     client
-        .execute("INSERT INTO events (id, ts, event) VALUES (7, now(), '{\"a\": 1}')", &[])
+        .execute(
+            "INSERT INTO events (id, ts, event) VALUES (7, now(), '{\"a\": 1}')",
+            &[],
+        )
         .await
         .unwrap();
-    client.execute("DELETE FROM events WHERE id = 7", &[]).await.unwrap();
+    client
+        .execute("DELETE FROM events WHERE id = 7", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -133,13 +175,19 @@ async fn history_table_records_each_migration_with_its_checksum() {
     let cluster = Cluster::start().await;
     run(cluster.tool().args(["-n", "hist_src", "-t", "source"])).assert_code(0);
     run(cluster.tool().args(["-n", "hist_dst", "-t", "destination"])).assert_code(0);
-    for (database, layout) in [("hist_src", init_slate_db::layout::Layout::Source), ("hist_dst", init_slate_db::layout::Layout::Destination)] {
+    for (database, layout) in [
+        ("hist_src", init_slate_db::layout::Layout::Source),
+        ("hist_dst", init_slate_db::layout::Layout::Destination),
+    ] {
         let client = cluster.superuser_client(database).await;
         let rows = client
             .query("SELECT version, name::text, checksum::text, applied_on::text FROM refinery_schema_history ORDER BY version", &[])
             .await
             .unwrap();
-        let recorded: Vec<(i32, String, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        let recorded: Vec<(i32, String, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
         let expected: Vec<(i32, String, String)> = layout
             .migrations()
             .iter()
@@ -148,7 +196,10 @@ async fn history_table_records_each_migration_with_its_checksum() {
         assert_eq!(recorded, expected, "{database}");
         for row in rows {
             let applied_on: String = row.get(3);
-            assert!(applied_on.starts_with("20"), "RFC 3339 timestamp expected: {applied_on}");
+            assert!(
+                applied_on.starts_with("20"),
+                "RFC 3339 timestamp expected: {applied_on}"
+            );
         }
     }
 }
@@ -156,33 +207,67 @@ async fn history_table_records_each_migration_with_its_checksum() {
 #[tokio::test]
 async fn dry_run_creates_nothing_and_shows_no_password() {
     let cluster = Cluster::start().await;
-    let outcome = run(cluster.tool().args(["-n", "dry_src", "-t", "source", "--dry-run"]));
+    let outcome = run(cluster
+        .tool()
+        .args(["-n", "dry_src", "-t", "source", "--dry-run"]));
     outcome.assert_code(0);
     assert!(!cluster.database_exists("dry_src").await);
     let stdout = outcome.stdout();
-    for expected in ["dry run", "dry_src", "source", "V1", "events_table", "V6", "(given, not shown)"] {
-        assert!(stdout.contains(expected), "{expected:?} missing from:\n{stdout}");
+    for expected in [
+        "dry run",
+        "dry_src",
+        "source",
+        "V1",
+        "events_table",
+        "V6",
+        "(given, not shown)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
     }
-    assert!(!stdout.contains(support::SUPERUSER_PASSWORD) && !outcome.stderr().contains(support::SUPERUSER_PASSWORD));
-    assert!(!stdout.contains("super secret"), "password leaked: {stdout}");
+    assert!(
+        !stdout.contains(support::SUPERUSER_PASSWORD)
+            && !outcome.stderr().contains(support::SUPERUSER_PASSWORD)
+    );
+    assert!(
+        !stdout.contains("super secret"),
+        "password leaked: {stdout}"
+    );
 }
 
 #[tokio::test]
 async fn dry_run_fails_when_the_database_exists() {
     let cluster = Cluster::start().await;
-    cluster.superuser_client("postgres").await.batch_execute("CREATE DATABASE taken").await.unwrap();
-    let outcome = run(cluster.tool().args(["-n", "taken", "-t", "destination", "--dry-run"]));
+    cluster
+        .superuser_client("postgres")
+        .await
+        .batch_execute("CREATE DATABASE taken")
+        .await
+        .unwrap();
+    let outcome = run(cluster
+        .tool()
+        .args(["-n", "taken", "-t", "destination", "--dry-run"]));
     outcome.assert_code(3);
-    assert!(outcome.stderr().contains("database \"taken\" already exists"));
+    assert!(outcome
+        .stderr()
+        .contains("database \"taken\" already exists"));
 }
 
 #[tokio::test]
 async fn existing_database_is_left_untouched() {
     let cluster = Cluster::start().await;
     let admin = cluster.superuser_client("postgres").await;
-    admin.batch_execute("CREATE DATABASE precious").await.unwrap();
+    admin
+        .batch_execute("CREATE DATABASE precious")
+        .await
+        .unwrap();
     let precious = cluster.superuser_client("precious").await;
-    precious.batch_execute("CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')").await.unwrap();
+    precious
+        .batch_execute("CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')")
+        .await
+        .unwrap();
     drop(precious);
 
     let outcome = run(cluster.tool().args(["-n", "precious", "-t", "source"]));
@@ -195,10 +280,17 @@ async fn existing_database_is_left_untouched() {
         )]
     );
     let precious = cluster.superuser_client("precious").await;
-    let value: String = precious.query_one("SELECT v FROM keep", &[]).await.unwrap().get(0);
+    let value: String = precious
+        .query_one("SELECT v FROM keep", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(value, "mine");
     let tables: i64 = precious
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -208,7 +300,10 @@ async fn existing_database_is_left_untouched() {
 #[tokio::test]
 async fn database_name_case_is_kept() {
     let cluster = Cluster::start().await;
-    run(cluster.tool().args(["-n", "OrdersEvents", "-t", "destination"])).assert_code(0);
+    run(cluster
+        .tool()
+        .args(["-n", "OrdersEvents", "-t", "destination"]))
+    .assert_code(0);
     assert!(cluster.database_exists("OrdersEvents").await);
     assert!(!cluster.database_exists("ordersevents").await);
 }
@@ -234,11 +329,26 @@ async fn two_runs_racing_for_one_name_one_wins_and_the_database_is_complete() {
             .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
             .collect();
         codes.sort();
-        assert_eq!(codes, [0, 3], "round {round}: one run wins, the other reports the database exists");
+        assert_eq!(
+            codes,
+            [0, 3],
+            "round {round}: one run wins, the other reports the database exists"
+        );
         let client = cluster.superuser_client(&name).await;
-        let applied: i64 = client.query_one("SELECT count(*) FROM refinery_schema_history", &[]).await.unwrap().get(0);
-        assert_eq!(applied as usize, init_slate_db::layout::Layout::Source.files().len());
-        let id: i64 = client.query_one("SELECT id FROM id", &[]).await.unwrap().get(0);
+        let applied: i64 = client
+            .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            applied as usize,
+            init_slate_db::layout::Layout::Source.files().len()
+        );
+        let id: i64 = client
+            .query_one("SELECT id FROM id", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(id, 1);
     }
 }
@@ -246,7 +356,10 @@ async fn two_runs_racing_for_one_name_one_wins_and_the_database_is_complete() {
 /// A template with an `events` table makes V1 fail after CREATE DATABASE succeeded.
 async fn poison_template(cluster: &Cluster) {
     let template = cluster.superuser_client("template1").await;
-    template.batch_execute("CREATE TABLE events (x int)").await.unwrap();
+    template
+        .batch_execute("CREATE TABLE events (x int)")
+        .await
+        .unwrap();
     drop(template);
     cluster.wait_until_idle("template1").await;
 }
@@ -259,7 +372,10 @@ async fn failed_initialization_drops_the_database_it_created() {
     outcome.assert_code(6);
     let errors = outcome.error_lines();
     assert_eq!(errors.len(), 1, "{}", outcome.stderr());
-    assert!(errors[0].contains("relation \"events\" already exists"), "{errors:?}");
+    assert!(
+        errors[0].contains("relation \"events\" already exists"),
+        "{errors:?}"
+    );
     assert!(errors[0].contains("42P07"), "{errors:?}");
     assert!(errors[0].contains("was dropped"), "{errors:?}");
     assert!(!cluster.database_exists("doomed").await);
@@ -269,9 +385,16 @@ async fn failed_initialization_drops_the_database_it_created() {
 async fn keep_on_failure_keeps_the_failed_database() {
     let cluster = Cluster::start().await;
     poison_template(&cluster).await;
-    let outcome = run(cluster.tool().args(["-n", "kept", "-t", "destination", "--keep-on-failure"]));
+    let outcome =
+        run(cluster
+            .tool()
+            .args(["-n", "kept", "-t", "destination", "--keep-on-failure"]));
     outcome.assert_code(6);
-    assert!(outcome.stderr().contains("was kept (--keep-on-failure)"), "{}", outcome.stderr());
+    assert!(
+        outcome.stderr().contains("was kept (--keep-on-failure)"),
+        "{}",
+        outcome.stderr()
+    );
     assert!(cluster.database_exists("kept").await);
 }
 
@@ -279,11 +402,27 @@ async fn keep_on_failure_keeps_the_failed_database() {
 async fn unix_socket_directory_as_host_works() {
     let cluster = Cluster::start().await;
     let outcome = run(support::tool()
-        .args(["--host", cluster.socket_dir().to_str().unwrap(), "--port", &cluster.port.to_string()])
-        .args(["--user", support::SUPERUSER, "-n", "via_socket", "-t", "destination"])
+        .args([
+            "--host",
+            cluster.socket_dir().to_str().unwrap(),
+            "--port",
+            &cluster.port.to_string(),
+        ])
+        .args([
+            "--user",
+            support::SUPERUSER,
+            "-n",
+            "via_socket",
+            "-t",
+            "destination",
+        ])
         .env("PGPASSWORD", support::SUPERUSER_PASSWORD));
     outcome.assert_code(0);
-    assert!(outcome.stdout().contains(".s.PGSQL."), "{}", outcome.stdout());
+    assert!(
+        outcome.stdout().contains(".s.PGSQL."),
+        "{}",
+        outcome.stdout()
+    );
     assert!(cluster.database_exists("via_socket").await);
 }
 
@@ -305,8 +444,14 @@ async fn logs_start_up_information_and_each_migration_without_secrets() {
         "applied migration V6__restore_events_quoted_connection",
         "database initialized",
     ] {
-        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("super secret"));
-    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal"
+    );
 }

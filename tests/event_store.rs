@@ -25,31 +25,69 @@ fn values(events: &[&str]) -> String {
 }
 
 async fn insert(client: &Client, values_text: &str) -> Result<i32, tokio_postgres::Error> {
-    client.query_one("SELECT insert_events($1)", &[&values_text]).await.map(|r| r.get(0))
+    client
+        .query_one("SELECT insert_events($1)", &[&values_text])
+        .await
+        .map(|r| r.get(0))
 }
 
 async fn error_of(client: &Client, values_text: &str) -> String {
-    let error = insert(client, values_text).await.expect_err("insert_events should refuse");
-    error.as_db_error().expect("a server error").message().to_string()
+    let error = insert(client, values_text)
+        .await
+        .expect_err("insert_events should refuse");
+    error
+        .as_db_error()
+        .expect("a server error")
+        .message()
+        .to_string()
 }
 
 #[tokio::test]
 async fn insert_events_assigns_consecutive_ids_and_one_timestamp_per_call() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "writes").await;
-    assert_eq!(insert(&client, &values(&[r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#])).await.unwrap(), 3);
+    assert_eq!(
+        insert(
+            &client,
+            &values(&[r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#])
+        )
+        .await
+        .unwrap(),
+        3
+    );
     // No spaces between rows or parameters: clients send both forms.
-    assert_eq!(insert(&client, r#"($1[1],$2,'{"n":4}'),($1[2],$2,'{"n":5}')"#).await.unwrap(), 2);
-    let rows = client.query("SELECT id, ts::text, event->>'n' FROM events ORDER BY id", &[]).await.unwrap();
+    assert_eq!(
+        insert(&client, r#"($1[1],$2,'{"n":4}'),($1[2],$2,'{"n":5}')"#)
+            .await
+            .unwrap(),
+        2
+    );
+    let rows = client
+        .query(
+            "SELECT id, ts::text, event->>'n' FROM events ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
     let ns: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
     assert_eq!(ns, ["1", "2", "3", "4", "5"]);
     let ts: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-    assert!(ts[0] == ts[1] && ts[1] == ts[2], "one timestamp for a call: {ts:?}");
+    assert!(
+        ts[0] == ts[1] && ts[1] == ts[2],
+        "one timestamp for a call: {ts:?}"
+    );
     assert_eq!(ts[3], ts[4]);
-    assert_ne!(ts[2], ts[3], "each call (transaction) gets its own timestamp");
-    let next: i64 = client.query_one("SELECT id FROM id", &[]).await.unwrap().get(0);
+    assert_ne!(
+        ts[2], ts[3],
+        "each call (transaction) gets its own timestamp"
+    );
+    let next: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(next, 6);
 }
 
@@ -57,8 +95,17 @@ async fn insert_events_assigns_consecutive_ids_and_one_timestamp_per_call() {
 async fn insert_events_keeps_doubled_quotes_and_treats_parameter_lookalikes_as_the_original_did() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "lookalikes").await;
-    assert_eq!(insert(&client, &values(&[r#"{"text":"it's 'quoted'"}"#])).await.unwrap(), 1);
-    let stored: String = client.query_one("SELECT event->>'text' FROM events WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(
+        insert(&client, &values(&[r#"{"text":"it's 'quoted'"}"#]))
+            .await
+            .unwrap(),
+        1
+    );
+    let stored: String = client
+        .query_one("SELECT event->>'text' FROM events WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(stored, "it's 'quoted'");
     // The original scans the whole text for `$1[n]` and `$2,`: a lookalike inside an event
     // value counts as a parameter. That is part of the contract; clients must not send one.
@@ -76,7 +123,9 @@ async fn insert_events_keeps_doubled_quotes_and_treats_parameter_lookalikes_as_t
 async fn insert_events_raises_the_specification_errors() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "refusals").await;
-    assert!(error_of(&client, "").await.starts_with("No inserted rows found with id substitution parameters"));
+    assert!(error_of(&client, "")
+        .await
+        .starts_with("No inserted rows found with id substitution parameters"));
     assert_eq!(
         error_of(&client, r#"($1[1], $2, '{}'),($1[3], $2, '{}')"#).await,
         "Parameter index is not consecutive at ------> 3, previous index ------> 1"
@@ -90,10 +139,18 @@ async fn insert_events_raises_the_specification_errors() {
         "Number of rows to be inserted (2) does not match number of rows with a ts substitution parameter (1)"
     );
     // Refused calls use no ids.
-    let next: i64 = client.query_one("SELECT id FROM id", &[]).await.unwrap().get(0);
+    let next: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(next, 1);
     assert_eq!(insert(&client, &values(&["{}"])).await.unwrap(), 1);
-    let id: i64 = client.query_one("SELECT max(id) FROM events", &[]).await.unwrap().get(0);
+    let id: i64 = client
+        .query_one("SELECT max(id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(id, 1);
 }
 
@@ -101,8 +158,14 @@ async fn insert_events_raises_the_specification_errors() {
 async fn every_inserted_row_is_notified_on_eventsinsert_with_table_id_and_event() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "notified").await;
-    let (_listener, mut notifications) = support::listen(&cluster, "notified", "eventsinsert").await;
-    insert(&client, &values(&[r#"{"entityName":"Order","n":1}"#, r#"{"n":2}"#])).await.unwrap();
+    let (_listener, mut notifications) =
+        support::listen(&cluster, "notified", "eventsinsert").await;
+    insert(
+        &client,
+        &values(&[r#"{"entityName":"Order","n":1}"#, r#"{"n":2}"#]),
+    )
+    .await
+    .unwrap();
     for expected_id in [1, 2] {
         let notification = tokio::time::timeout(Duration::from_secs(10), notifications.recv())
             .await
@@ -134,7 +197,11 @@ async fn update_delete_and_truncate_on_events_are_refused() {
             format!("cannot perform SQL command on events table: {op}")
         );
     }
-    let count: i64 = client.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 1);
 }
 
@@ -151,10 +218,16 @@ async fn eight_concurrent_writers_stay_gapless() {
                 let mut written = 0usize;
                 for call in 0..40usize {
                     let batch = 1 + (writer + call) % 7;
-                    let events: Vec<String> = (0..batch).map(|i| format!(r#"{{"writer":{writer},"call":{call},"i":{i}}}"#)).collect();
+                    let events: Vec<String> = (0..batch)
+                        .map(|i| format!(r#"{{"writer":{writer},"call":{call},"i":{i}}}"#))
+                        .collect();
                     let refs: Vec<&str> = events.iter().map(String::as_str).collect();
                     let tx = client.transaction().await.unwrap();
-                    let n: i32 = tx.query_one("SELECT insert_events($1)", &[&values(&refs)]).await.unwrap().get(0);
+                    let n: i32 = tx
+                        .query_one("SELECT insert_events($1)", &[&values(&refs)])
+                        .await
+                        .unwrap()
+                        .get(0);
                     // Holding the transaction open a moment keeps the others waiting on the id lock.
                     if call % 10 == 0 {
                         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -172,13 +245,25 @@ async fn eight_concurrent_writers_stay_gapless() {
     }
     let client = cluster.superuser_client("contended").await;
     let row = client
-        .query_one("SELECT count(*), min(id), max(id), count(DISTINCT id) FROM events", &[])
+        .query_one(
+            "SELECT count(*), min(id), max(id), count(DISTINCT id) FROM events",
+            &[],
+        )
         .await
         .unwrap();
-    let (count, min, max, distinct): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (count, min, max, distinct): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(count as usize, total);
-    assert_eq!((min, max, distinct), (1, count, count), "ids must be exactly 1..=count");
-    let next: i64 = client.query_one("SELECT id FROM id", &[]).await.unwrap().get(0);
+    assert_eq!(
+        (min, max, distinct),
+        (1, count, count),
+        "ids must be exactly 1..=count"
+    );
+    let next: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(next, count + 1);
     // Each call's rows are consecutive and share one timestamp.
     let split_calls: i64 = client
@@ -198,7 +283,9 @@ async fn restore_events_copies_a_destination_into_a_fresh_source_with_a_quoted_p
     let cluster = Cluster::start().await;
     // The superuser's password has a space, a quote and a backslash: the original's
     // unquoted connection string could not carry it.
-    assert!(support::SUPERUSER_PASSWORD.contains(' ') && support::SUPERUSER_PASSWORD.contains('\''));
+    assert!(
+        support::SUPERUSER_PASSWORD.contains(' ') && support::SUPERUSER_PASSWORD.contains('\'')
+    );
     run(cluster.tool().args(["-n", "backup", "-t", "destination"])).assert_code(0);
     let backup = cluster.superuser_client("backup").await;
     backup
@@ -213,7 +300,13 @@ async fn restore_events_copies_a_destination_into_a_fresh_source_with_a_quoted_p
     let row = restored
         .query_one(
             "SELECT rows_restored, next_insert_id FROM restore_events($1, $2, $3, $4, $5)",
-            &[&"127.0.0.1", &"backup", &support::SUPERUSER, &support::SUPERUSER_PASSWORD, &(cluster.port as i32)],
+            &[
+                &"127.0.0.1",
+                &"backup",
+                &support::SUPERUSER,
+                &support::SUPERUSER_PASSWORD,
+                &(cluster.port as i32),
+            ],
         )
         .await
         .unwrap();
@@ -231,17 +324,30 @@ async fn restore_events_copies_a_destination_into_a_fresh_source_with_a_quoted_p
     assert_eq!(mismatches, 0);
     // Writing continues where the backup ended.
     insert(&restored, &values(&["{}"])).await.unwrap();
-    let max: i64 = restored.query_one("SELECT max(id) FROM events", &[]).await.unwrap().get(0);
+    let max: i64 = restored
+        .query_one("SELECT max(id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(max, 101);
     // A second restore into the now non-empty source is refused.
     let error = restored
         .query_one(
             "SELECT * FROM restore_events($1, $2, $3, $4, $5)",
-            &[&"127.0.0.1", &"backup", &support::SUPERUSER, &support::SUPERUSER_PASSWORD, &(cluster.port as i32)],
+            &[
+                &"127.0.0.1",
+                &"backup",
+                &support::SUPERUSER,
+                &support::SUPERUSER_PASSWORD,
+                &(cluster.port as i32),
+            ],
         )
         .await
         .unwrap_err();
-    assert_eq!(error.as_db_error().unwrap().message(), "Source events table row count (101) is not 0");
+    assert_eq!(
+        error.as_db_error().unwrap().message(),
+        "Source events table row count (101) is not 0"
+    );
 }
 
 #[tokio::test]
@@ -258,5 +364,8 @@ async fn restore_events_keeps_the_original_four_argument_call() {
         .await
         .unwrap_err();
     let message = error.as_db_error().unwrap().message().to_string();
-    assert!(message.contains("could not establish connection"), "{message}");
+    assert!(
+        message.contains("could not establish connection"),
+        "{message}"
+    );
 }

@@ -14,7 +14,12 @@ const PINNED: &[(Layout, i32, &str, u64)] = &[
     (Layout::Source, 3, "insert_events", 1874623350915239036),
     (Layout::Source, 4, "restore_events", 1503612355900278680),
     (Layout::Source, 5, "event_triggers", 5410471960463406770),
-    (Layout::Source, 6, "restore_events_quoted_connection", 12368680991499647696),
+    (
+        Layout::Source,
+        6,
+        "restore_events_quoted_connection",
+        12368680991499647696,
+    ),
     (Layout::Destination, 1, "events_table", 3149701040799298330),
 ];
 
@@ -75,7 +80,12 @@ fn every_migration_file_belongs_to_a_layout() {
         for file in std::fs::read_dir(&dir).unwrap() {
             let file = file.unwrap().path();
             if file.extension().is_some_and(|e| e == "sql") {
-                on_disk.insert(file.strip_prefix(&root).unwrap().to_string_lossy().into_owned());
+                on_disk.insert(
+                    file.strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
@@ -83,14 +93,21 @@ fn every_migration_file_belongs_to_a_layout() {
         .iter()
         .flat_map(|l| l.files().iter().map(|f| f.path.to_string()))
         .collect();
-    assert_eq!(on_disk, listed, "every .sql file in migrations/ must be listed in src/layout.rs");
+    assert_eq!(
+        on_disk, listed,
+        "every .sql file in migrations/ must be listed in src/layout.rs"
+    );
 }
 
 #[test]
 fn migrations_use_lf_line_endings() {
     for layout in Layout::ALL {
         for file in layout.files() {
-            assert!(!file.sql.contains('\r'), "{} has CR line endings; the checksum counts them", file.path);
+            assert!(
+                !file.sql.contains('\r'),
+                "{} has CR line endings; the checksum counts them",
+                file.path
+            );
         }
     }
 }

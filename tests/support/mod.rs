@@ -74,7 +74,11 @@ fn run_checked(mut command: Command, what: &str) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One running throwaway cluster.
@@ -100,7 +104,10 @@ impl Cluster {
 
     /// Starts a cluster with only the superuser (synchronous: for tests that need no client).
     pub fn start_bare() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("slate-test-pg.").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("slate-test-pg.")
+            .tempdir()
+            .unwrap();
         if running_as_root() {
             run_checked(
                 {
@@ -128,7 +135,16 @@ impl Cluster {
         initdb
             .arg("-D")
             .arg(dir.path().join("data"))
-            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()));
         run_checked(initdb, "initdb");
         std::fs::remove_file(&pwfile).unwrap();
@@ -193,7 +209,8 @@ impl Cluster {
 
     /// A superuser client.
     pub async fn superuser_client(&self, database: &str) -> Client {
-        self.client_as(SUPERUSER, SUPERUSER_PASSWORD, database).await
+        self.client_as(SUPERUSER, SUPERUSER_PASSWORD, database)
+            .await
     }
 
     /// Whether `database` exists.
@@ -236,7 +253,14 @@ impl Cluster {
     /// The tool as `user`, with `password` in PGPASSWORD when given.
     pub fn tool_as(&self, user: &str, password: Option<&str>) -> Command {
         let mut command = tool();
-        command.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--user", user]);
+        command.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--user",
+            user,
+        ]);
         if let Some(password) = password {
             command.env("PGPASSWORD", password);
         }
@@ -306,7 +330,11 @@ impl Outcome {
     }
     /// The lines starting with `error: `.
     pub fn error_lines(&self) -> Vec<String> {
-        self.stderr().lines().filter(|l| l.starts_with("error: ")).map(String::from).collect()
+        self.stderr()
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .map(String::from)
+            .collect()
     }
     /// Asserts the exit code, showing the output when it differs.
     pub fn assert_code(&self, expected: i32) -> &Self {
@@ -326,7 +354,10 @@ pub async fn listen(
     cluster: &Cluster,
     database: &str,
     channel: &str,
-) -> (Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>) {
+) -> (
+    Client,
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+) {
     use futures_util::StreamExt;
     let (client, mut connection) = tokio_postgres::Config::new()
         .host("127.0.0.1")
@@ -346,7 +377,10 @@ pub async fn listen(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await.unwrap();
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .unwrap();
     (client, rx)
 }
 
@@ -366,5 +400,8 @@ pub fn pool(cluster: &Cluster, database: &str, size: usize) -> deadpool_postgres
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
     );
-    deadpool_postgres::Pool::builder(manager).max_size(size).build().unwrap()
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .unwrap()
 }

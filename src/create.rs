@@ -252,7 +252,7 @@ async fn initialize(
         .await
         .map_err(|e| e.to_string())?;
     step.set("applying migrations");
-    let applied = layout::apply(&mut client, layout)
+    let applied = layout::apply(&mut client, layout, None)
         .instrument(info_span!("migrate", database = %database, layout = %layout))
         .await
         .map_err(|e| pg::failure_in_chain(&e).to_string())?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use refinery::{Migration, Runner};
+use refinery::{Migration, Runner, Target};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -52,6 +52,30 @@ const SOURCE: &[MigrationFile] = &[
 
 const DESTINATION: &[MigrationFile] = &[EVENTS_TABLE];
 
+macro_rules! catalog_snapshot {
+    ($layout:literal, $version:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/catalog/", $layout, "/V", $version, ".json"))
+    };
+}
+
+/// The catalog after each version (see [`crate::catalog`]); `tests/catalog.rs` keeps these
+/// files equal to what the migrations really create.
+const SOURCE_CATALOG: &[&str] = &[
+    catalog_snapshot!("source", "1"),
+    catalog_snapshot!("source", "2"),
+    catalog_snapshot!("source", "3"),
+    catalog_snapshot!("source", "4"),
+    catalog_snapshot!("source", "5"),
+    catalog_snapshot!("source", "6"),
+];
+
+const DESTINATION_CATALOG: &[&str] = &[catalog_snapshot!("destination", "1")];
+
+/// The versions that the original Node.js tool's databases correspond to: everything it
+/// created, without our later fixes.
+const SOURCE_ORIGINAL_VERSION: i32 = 5;
+const DESTINATION_ORIGINAL_VERSION: i32 = 1;
+
 /// What kind of event store a database is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,6 +113,28 @@ impl Layout {
             Layout::Source => SOURCE,
             Layout::Destination => DESTINATION,
         }
+    }
+
+    /// The highest version this build knows.
+    pub fn latest_version(self) -> i32 {
+        self.files().len() as i32
+    }
+
+    /// The version a database made by the original Node.js tool is at.
+    pub fn original_version(self) -> i32 {
+        match self {
+            Layout::Source => SOURCE_ORIGINAL_VERSION,
+            Layout::Destination => DESTINATION_ORIGINAL_VERSION,
+        }
+    }
+
+    /// The catalog snapshot (JSON) after applying migrations up to `version`.
+    pub fn catalog_snapshot(self, version: i32) -> Option<&'static str> {
+        let snapshots = match self {
+            Layout::Source => SOURCE_CATALOG,
+            Layout::Destination => DESTINATION_CATALOG,
+        };
+        usize::try_from(version).ok().and_then(|v| v.checked_sub(1)).and_then(|i| snapshots.get(i)).copied()
     }
 
     /// The layout's migrations as refinery builds them (version, name, checksum, SQL).
@@ -136,21 +182,30 @@ impl From<&Migration> for AppliedMigration {
     }
 }
 
-/// Applies the layout's pending migrations in one transaction, with refinery's divergence and
-/// missing-version checks on, recording each in the history table.
-pub async fn apply(
-    client: &mut Client,
-    layout: Layout,
-) -> Result<Vec<AppliedMigration>, refinery::Error> {
-    let report = Runner::new(&layout.migrations())
+/// Applies the layout's pending migrations up to `target` (all of them for `None`) in one
+/// transaction, with refinery's divergence and missing-version checks on, recording each in
+/// the history table.
+pub async fn apply(client: &mut Client, layout: Layout, target: Option<i32>) -> Result<Vec<AppliedMigration>, refinery::Error> {
+    let mut runner = Runner::new(&layout.migrations())
+        .set_grouped(true)
+        .set_abort_divergent(true)
+        .set_abort_missing(true);
+    if let Some(version) = target {
+        runner = runner.set_target(Target::Version(version));
+    }
+    let report = runner.run_async(client).await?;
+    Ok(report.applied_migrations().iter().map(AppliedMigration::from).collect())
+}
+
+/// Records the layout's migrations up to `version` as applied without running them (adopting
+/// a database whose objects were verified to be exactly those migrations' objects).
+pub async fn record_as_applied(client: &mut Client, layout: Layout, version: i32) -> Result<(), refinery::Error> {
+    Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)
         .set_abort_missing(true)
+        .set_target(Target::FakeVersion(version))
         .run_async(client)
-        .await?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(AppliedMigration::from)
-        .collect())
+        .await
+        .map(|_| ())
 }

@@ -4,6 +4,7 @@
 //! validated settings, [`run`] carries them out, and [`report_error`] is the one place where an
 //! [`Error`] becomes a message on stderr and an exit code.
 
+pub mod catalog;
 pub mod cli;
 pub mod connect;
 pub mod create;

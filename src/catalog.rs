@@ -19,10 +19,11 @@ use crate::layout::{Layout, HISTORY_TABLE};
 pub struct CatalogObject {
     /// `table`, `constraint`, `index`, `function`, `trigger` or `extension`.
     pub kind: String,
-    /// The name; functions carry their argument list, constraints and triggers their table.
+    /// The name; functions carry their argument types, constraints and triggers their table.
     pub name: String,
-    /// The definition as PostgreSQL prints it (functions: result, language and a hash of the
-    /// body with comments and insignificant whitespace removed).
+    /// The definition as PostgreSQL prints it (functions: arguments with names and defaults,
+    /// result, language, and a hash of the body with comments and insignificant whitespace
+    /// removed).
     pub definition: String,
 }
 
@@ -65,8 +66,9 @@ SELECT 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL
  WHERE ic.relnamespace IN (SELECT oid FROM public_ns) AND r.relname <> $1
    AND r.oid NOT IN (SELECT objid FROM ext_members)
 UNION ALL
-SELECT 'function', p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
-       'RETURNS ' || pg_catalog.pg_get_function_result(p.oid) || ' LANGUAGE ' || l.lanname,
+SELECT 'function', p.oid::pg_catalog.regprocedure::text,
+       '(' || pg_catalog.pg_get_function_arguments(p.oid) || ') RETURNS '
+           || pg_catalog.pg_get_function_result(p.oid) || ' LANGUAGE ' || l.lanname,
        p.prosrc
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace IN (SELECT oid FROM public_ns) AND p.oid NOT IN (SELECT objid FROM ext_members)

@@ -2,26 +2,36 @@
 //! Nothing after [`parse`] sees raw arguments.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::connect::{ConnectionArgs, ConnectionSettings};
 use crate::create::CreateSettings;
 use crate::error::Error;
-use crate::identifier::Identifier;
+use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
 use crate::layout::Layout;
+use crate::lifecycle::{AdoptSettings, MigrateSettings};
+use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
 use crate::logging::LoggingSettings;
+use crate::status::StatusSettings;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0    success (or a dry run whose checks all passed)
+  0    success; status: up to date and verified
   1    unexpected failure
   2    invalid options (nothing was touched)
   3    the database already exists (left untouched)
   4    could not connect or log in
   5    the role lacks a needed privilege (nothing was created)
   6    initialization failed (the new database was dropped unless --keep-on-failure)
+  7    another run held the lock longer than --lock-timeout
+  10   status: migrations are pending
+  11   drift: history or objects differ from the layout
+  12   not a slate event store
+  13   the database is of the other layout
+  14   no history table (made by the original tool): adopt it
   130  interrupted (the new database was dropped unless --keep-on-failure)";
 
 /// Create a PostgreSQL database and initialize it as a slate event store.
@@ -29,14 +39,53 @@ Exit codes:
 /// A source database is the master event log: gapless ids handed out by insert_events, its own
 /// clock, NOTIFY on insert, and restore_events for disaster recovery. A destination database
 /// is a replica that a replicator fills.
+///
+/// Without a subcommand, creates a database: init-slate-db -n NAME -t source|destination
 #[derive(Parser)]
-#[command(name = "init-slate-db", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+#[command(
+    name = "init-slate-db",
+    version,
+    after_help = EXIT_CODES_HELP,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<SubCommand>,
+
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
     #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
     pub create: CreateArgs,
+}
+
+/// The subcommands; without one, the tool creates a database.
+#[derive(Subcommand)]
+pub enum SubCommand {
+    /// Create and initialize a database (what the tool does without a subcommand)
+    Create(CreateArgs),
+    /// Show the applied migrations and verify the database's objects against its layout
+    Status(StatusArgs),
+    /// Apply this build's pending migrations to an existing slate database, in one transaction
+    Migrate(MigrateArgs),
+    /// Put a database made by the original Node.js init-slate-db under migration control
+    Adopt(AdoptArgs),
+}
+
+/// Options every subcommand accepts, before or after its name.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Output on stdout: "text" for people, "json" for programs
+    #[arg(long, value_name = "FORMAT", default_value = "text", global = true)]
+    pub format: String,
+
+    /// Seconds to wait for another run that holds the database's lock
+    #[arg(long, value_name = "SECONDS", default_value = DEFAULT_LOCK_TIMEOUT_SECS, global = true)]
+    pub lock_timeout: String,
 }
 
 /// Options of the create job (the original tool's invocation).
@@ -62,12 +111,72 @@ pub struct CreateArgs {
     /// If initialization fails, keep the new database for debugging instead of dropping it
     #[arg(long)]
     pub keep_on_failure: bool,
+
+    /// If the database exists: succeed without change when it is a verified store of this
+    /// layout, apply pending migrations when it only lacks them, fail otherwise (for CI)
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+/// Options of `status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The database to audit (required)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+}
+
+/// Options of `migrate`.
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The database to migrate (required)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The layout the database must have: "source" or "destination" (detected when absent)
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub table_type: Option<String>,
+
+    /// Show the plan and the SQL of the pending migrations; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `adopt`.
+#[derive(Args)]
+pub struct AdoptArgs {
+    /// The database to adopt (required)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The layout the database must have: "source" or "destination" (detected when absent)
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub table_type: Option<String>,
+
+    /// Only record the original's migrations as applied; do not apply the later ones
+    #[arg(long)]
+    pub baseline_only: bool,
+
+    /// Verify and show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Output on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Tables and sentences for people.
+    Text,
+    /// One JSON document for programs.
+    Json,
 }
 
 /// A validated command line.
 pub struct Invocation {
     /// What to do.
     pub command: Command,
+    /// Where and as whom to connect.
+    pub connection: ConnectionSettings,
     /// How to log.
     pub logging: LoggingSettings,
     /// The password came from `--password` on the command line, where `ps` shows it.
@@ -78,6 +187,12 @@ pub struct Invocation {
 pub enum Command {
     /// Create and initialize a database.
     Create(CreateSettings),
+    /// Audit a database.
+    Status(StatusSettings),
+    /// Apply pending migrations.
+    Migrate(MigrateSettings),
+    /// Adopt a database made by the original tool.
+    Adopt(AdoptSettings),
 }
 
 impl Invocation {
@@ -111,8 +226,7 @@ where
         Ok(matches) => matches,
         Err(error) => return clap_outcome(error),
     };
-    let cli =
-        Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
     validate(cli, &matches).map(Some)
 }
 
@@ -122,18 +236,14 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            error
-                .print()
-                .map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
+            error.print().map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
             Ok(None)
         }
         _ => {
             let rendered = error.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            Err(Error::InvalidOptions(vec![format!(
-                "{first} (see init-slate-db --help)"
-            )]))
+            Err(Error::InvalidOptions(vec![format!("{first} (see init-slate-db --help)")]))
         }
     }
 }
@@ -141,66 +251,147 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
 /// Checks every option and reports all problems together.
 fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
     let mut problems = Vec::new();
-    let password_on_command_line =
-        matches.value_source("password") == Some(ValueSource::CommandLine);
-
+    let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
     let connection = ConnectionSettings::from_args(cli.connection, &mut problems);
+    let format = match cli.common.format.as_str() {
+        "text" => OutputFormat::Text,
+        "json" => OutputFormat::Json,
+        other => {
+            problems.push(format!("--format {other:?} is invalid: it must be \"text\" or \"json\""));
+            OutputFormat::Text
+        }
+    };
+    let lock_timeout = match cli.common.lock_timeout.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            problems.push(format!(
+                "--lock-timeout {:?} is invalid: it must be a whole number of seconds",
+                cli.common.lock_timeout
+            ));
+            Duration::ZERO
+        }
+    };
 
-    let new_database = match cli.create.new_database.as_deref() {
+    let command = match cli.command {
+        None => validate_create(cli.create, format, lock_timeout, &mut problems).map(Command::Create),
+        Some(SubCommand::Create(create)) => validate_create(create, format, lock_timeout, &mut problems).map(Command::Create),
+        Some(SubCommand::Status(args)) => {
+            let database = database_name(args.database.as_deref(), &mut problems);
+            database.map(|database| Command::Status(StatusSettings { database, format }))
+        }
+        Some(SubCommand::Migrate(args)) => {
+            let database = database_name(args.database.as_deref(), &mut problems);
+            let layout = optional_layout(args.table_type.as_deref(), &mut problems);
+            database.map(|database| {
+                Command::Migrate(MigrateSettings {
+                    database,
+                    layout,
+                    dry_run: args.dry_run,
+                    lock_timeout,
+                    format,
+                })
+            })
+        }
+        Some(SubCommand::Adopt(args)) => {
+            let database = database_name(args.database.as_deref(), &mut problems);
+            let layout = optional_layout(args.table_type.as_deref(), &mut problems);
+            database.map(|database| {
+                Command::Adopt(AdoptSettings {
+                    database,
+                    layout,
+                    baseline_only: args.baseline_only,
+                    dry_run: args.dry_run,
+                    lock_timeout,
+                    format,
+                })
+            })
+        }
+    };
+
+    match (connection, command) {
+        (Some(connection), Some(command)) if problems.is_empty() => Ok(Invocation {
+            command,
+            connection,
+            logging: LoggingSettings {
+                ansi: std::io::stderr().is_terminal(),
+            },
+            password_on_command_line,
+        }),
+        _ => Err(Error::InvalidOptions(problems)),
+    }
+}
+
+/// Where the password came from, looking into the subcommand too (the option is global).
+fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
+    match matches.subcommand() {
+        Some((_, sub)) if sub.value_source("password") == Some(ValueSource::CommandLine) => Some(ValueSource::CommandLine),
+        _ => matches.value_source("password"),
+    }
+}
+
+fn validate_create(args: CreateArgs, format: OutputFormat, lock_timeout: Duration, problems: &mut Vec<String>) -> Option<CreateSettings> {
+    let new_database = match args.new_database.as_deref() {
         None => {
-            problems.push(
-                "--new-database <NAME> is required: the name of the database to create".into(),
-            );
+            problems.push("--new-database <NAME> is required: the name of the database to create".into());
             None
         }
         Some(name) => match Identifier::parse(name) {
             Ok(identifier) => Some(identifier),
             Err(why) => {
-                problems.push(format!(
-                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
-                ));
+                problems.push(format!("--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"));
                 None
             }
         },
     };
-
-    let layout = match cli.create.table_type.as_deref() {
+    let layout = match args.table_type.as_deref() {
         None => {
             problems.push("--table-type <TYPE> is required: \"source\" or \"destination\"".into());
             None
         }
-        Some(value) => {
-            match Layout::parse(value) {
-                Some(layout) => Some(layout),
-                None => {
-                    problems.push(format!("--table-type {value:?} is invalid: it must be \"source\" or \"destination\""));
-                    None
-                }
-            }
-        }
+        Some(value) => parse_layout(value, problems),
     };
-
-    if cli.create.maintenance_db.is_empty() {
+    if args.maintenance_db.is_empty() {
         problems.push("--maintenance-db must not be empty".into());
     }
+    Some(CreateSettings {
+        new_database: new_database?,
+        layout: layout?,
+        dry_run: args.dry_run,
+        maintenance_db: args.maintenance_db,
+        keep_on_failure: args.keep_on_failure,
+        if_not_exists: args.if_not_exists,
+        lock_timeout,
+        format,
+    })
+}
 
-    match (connection, new_database, layout) {
-        (Some(connection), Some(new_database), Some(layout)) if problems.is_empty() => {
-            Ok(Invocation {
-                command: Command::Create(CreateSettings {
-                    connection,
-                    new_database,
-                    layout,
-                    dry_run: cli.create.dry_run,
-                    maintenance_db: cli.create.maintenance_db,
-                    keep_on_failure: cli.create.keep_on_failure,
-                }),
-                logging: LoggingSettings {
-                    ansi: std::io::stderr().is_terminal(),
-                },
-                password_on_command_line,
-            })
+fn parse_layout(value: &str, problems: &mut Vec<String>) -> Option<Layout> {
+    let layout = Layout::parse(value);
+    if layout.is_none() {
+        problems.push(format!("--table-type {value:?} is invalid: it must be \"source\" or \"destination\""));
+    }
+    layout
+}
+
+fn optional_layout(value: Option<&str>, problems: &mut Vec<String>) -> Option<Layout> {
+    value.and_then(|v| parse_layout(v, problems))
+}
+
+/// An existing database's name: any text PostgreSQL accepts (it is always quoted or passed as
+/// a parameter), at most 63 bytes.
+fn database_name(value: Option<&str>, problems: &mut Vec<String>) -> Option<String> {
+    match value {
+        None | Some("") => {
+            problems.push("--database <NAME> is required: the database to work on".into());
+            None
         }
-        _ => Err(Error::InvalidOptions(problems)),
+        Some(name) if name.len() > MAX_IDENTIFIER_BYTES => {
+            problems.push(format!(
+                "--database {name:?} is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+                name.len()
+            ));
+            None
+        }
+        Some(name) => Some(name.to_string()),
     }
 }

@@ -22,7 +22,7 @@ const APPLICATION_NAME: &str = "init-slate-db";
 pub struct ConnectionArgs {
     /// Database server: host name, IP address, or Unix-socket directory (a value starting with
     /// '/') [default: localhost]
-    #[arg(long, env = "PGHOST", hide_env_values = true, value_name = "NAME")]
+    #[arg(long, env = "PGHOST", hide_env_values = true, global = true, value_name = "NAME")]
     pub host: Option<String>,
 
     /// Database server port [default: 5432]
@@ -31,13 +31,14 @@ pub struct ConnectionArgs {
         env = "PGPORT",
         hide_env_values = true,
         value_name = "PORT",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        global = true
     )]
     pub port: Option<String>,
 
     /// Database user; must be allowed to create databases (and a superuser for a source
     /// database, to install dblink). If absent: prompted for on a terminal, else the OS user
-    #[arg(long, env = "PGUSER", hide_env_values = true, value_name = "NAME")]
+    #[arg(long, env = "PGUSER", hide_env_values = true, global = true, value_name = "NAME")]
     pub user: Option<String>,
 
     /// Database password; visible to other users in the process list, prefer PGPASSWORD. If
@@ -46,12 +47,13 @@ pub struct ConnectionArgs {
         long,
         env = "PGPASSWORD",
         hide_env_values = true,
-        value_name = "PASSWORD"
+        value_name = "PASSWORD",
+        global = true
     )]
     pub password: Option<String>,
 
     /// Time allowed for the whole connection, TCP connect and login, in milliseconds
-    #[arg(long, value_name = "MILLISECS", default_value = DEFAULT_CONNECT_TIMEOUT_MS, allow_hyphen_values = true)]
+    #[arg(long, value_name = "MILLISECS", default_value = DEFAULT_CONNECT_TIMEOUT_MS, allow_hyphen_values = true, global = true)]
     pub connect_timeout: String,
 }
 

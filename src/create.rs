@@ -7,16 +7,18 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info, info_span, warn, Instrument};
 
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::identifier::Identifier;
 use crate::layout::{self, AppliedMigration, Layout};
 use crate::pg::{self, PgFailure};
+use crate::{lifecycle, lock};
 
 /// Validated settings of one create run.
 pub struct CreateSettings {
-    /// Where and as whom to connect.
-    pub connection: ConnectionSettings,
     /// The database to create.
     pub new_database: Identifier,
     /// Source or destination.
@@ -27,21 +29,42 @@ pub struct CreateSettings {
     pub maintenance_db: String,
     /// Keep a database whose initialization failed.
     pub keep_on_failure: bool,
+    /// Accept an existing verified store of the layout (and bring it up to date).
+    pub if_not_exists: bool,
+    /// How long to wait for another run creating the same name.
+    pub lock_timeout: Duration,
+    /// Text or JSON result on stdout.
+    pub format: OutputFormat,
+}
+
+/// The result of a create run: the `--format json` document.
+#[derive(Debug, Serialize)]
+pub struct CreateReport {
+    pub database: String,
+    pub layout: Layout,
+    /// `created`, `existed` (verified, nothing done), `migrated` (existed, pending migrations
+    /// applied) or `dry-run`.
+    pub action: &'static str,
+    pub endpoint: String,
+    pub migrations_applied: Vec<AppliedMigration>,
+    pub duration_ms: u64,
 }
 
 /// Template databases whose dblink a non-superuser could inherit.
 const TEMPLATE_DATABASE: &str = "template1";
 
 /// Runs the create job end to end.
-pub async fn run(settings: CreateSettings) -> Result<(), Error> {
+pub async fn run(connection: ConnectionSettings, settings: CreateSettings) -> Result<(), Error> {
     let started = Instant::now();
     let CreateSettings {
-        connection,
         new_database,
         layout,
         dry_run,
         maintenance_db,
         keep_on_failure,
+        if_not_exists,
+        lock_timeout,
+        format,
     } = settings;
     info!(
         host = %connection.host,
@@ -58,13 +81,45 @@ pub async fn run(settings: CreateSettings) -> Result<(), Error> {
     );
     let mut connector = Connector::new(connection)?;
     let maintenance = connector.connect(&maintenance_db).await?;
+    // Held until the run ends (the connection closes): a second run for the same name waits,
+    // then re-reads the state below.
+    lock::acquire(&maintenance, &format!("create {new_database}"), lock_timeout).await?;
 
-    preflight(&maintenance, &mut connector, &new_database, layout)
+    let checked = preflight(&maintenance, &mut connector, &new_database, layout)
         .instrument(info_span!("preflight", database = %new_database))
-        .await?;
+        .await;
+    match checked {
+        Err(Error::DatabaseExists { .. }) if if_not_exists => {
+            let (action, applied) = lifecycle::bring_existing_up_to_date(&mut connector, new_database.as_str(), layout, dry_run, lock_timeout).await?;
+            let report = CreateReport {
+                database: new_database.to_string(),
+                layout,
+                action,
+                endpoint: connector.settings().endpoint(),
+                migrations_applied: applied,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            print_report(&report, format);
+            return Ok(());
+        }
+        other => other?,
+    }
 
     if dry_run {
-        print_dry_run(&connector, &maintenance_db, &new_database, layout);
+        match format {
+            OutputFormat::Text => print_dry_run(&connector, &maintenance_db, &new_database, layout),
+            OutputFormat::Json => print_report(
+                &CreateReport {
+                    database: new_database.to_string(),
+                    layout,
+                    action: "dry-run",
+                    endpoint: connector.settings().endpoint(),
+                    migrations_applied: Vec::new(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                },
+                format,
+            ),
+        }
         info!("dry run: all checks passed; nothing was created or changed");
         return Ok(());
     }
@@ -89,12 +144,16 @@ pub async fn run(settings: CreateSettings) -> Result<(), Error> {
                 elapsed_ms = elapsed.as_millis() as u64,
                 "database initialized"
             );
-            println!(
-                "created {layout} database \"{new_database}\" on {}: applied {} migration(s) ({}) in {:.2} s",
-                connector.settings().endpoint(),
-                applied.len(),
-                versions.join(", "),
-                elapsed.as_secs_f64()
+            print_report(
+                &CreateReport {
+                    database: new_database.to_string(),
+                    layout,
+                    action: "created",
+                    endpoint: connector.settings().endpoint(),
+                    migrations_applied: applied,
+                    duration_ms: elapsed.as_millis() as u64,
+                },
+                format,
             );
             Ok(())
         }
@@ -316,6 +375,42 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The result line (text) or document (JSON) on stdout.
+fn print_report(report: &CreateReport, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report).expect("serializable")),
+        OutputFormat::Text => {
+            let versions: Vec<String> = report.migrations_applied.iter().map(|m| format!("V{}", m.version)).collect();
+            let seconds = report.duration_ms as f64 / 1000.0;
+            match report.action {
+                "created" => println!(
+                    "created {} database \"{}\" on {}: applied {} migration(s) ({}) in {seconds:.2} s",
+                    report.layout,
+                    report.database,
+                    report.endpoint,
+                    versions.len(),
+                    versions.join(", ")
+                ),
+                "migrated" => println!(
+                    "database \"{}\" on {} existed as a verified {} store: applied pending migration(s) {} in {seconds:.2} s",
+                    report.database,
+                    report.endpoint,
+                    report.layout,
+                    versions.join(", ")
+                ),
+                "existed" => println!(
+                    "database \"{}\" on {} exists and is a verified, up-to-date {} store: nothing was done",
+                    report.database, report.endpoint, report.layout
+                ),
+                _ => println!(
+                    "dry run: database \"{}\" on {} would be left as it is or brought up to date; nothing was changed",
+                    report.database, report.endpoint
+                ),
+            }
+        }
     }
 }
 

@@ -16,6 +16,19 @@ pub mod exit_code {
     pub const PRIVILEGE: u8 = 5;
     /// The database was created but initializing it failed (it was dropped unless kept).
     pub const INITIALIZATION: u8 = 6;
+    /// Another run held the lock longer than --lock-timeout.
+    pub const LOCK_TIMEOUT: u8 = 7;
+    /// status: migrations are pending (migrate applies them).
+    pub const PENDING: u8 = 10;
+    /// status, migrate, adopt, create --if-not-exists: the history diverges from this build's
+    /// migrations, or objects are missing or changed.
+    pub const DRIFT: u8 = 11;
+    /// The database is not a slate event store.
+    pub const NOT_SLATE: u8 = 12;
+    /// The database is a store of the other layout than the one asked for.
+    pub const WRONG_LAYOUT: u8 = 13;
+    /// A slate database without a history table (made by the original tool): adopt it.
+    pub const UNMANAGED: u8 = 14;
     /// Interrupted by Ctrl-C or SIGTERM (the database this run created was dropped).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -76,6 +89,17 @@ pub enum Error {
     #[error("interrupted while {step}; {cleanup}")]
     Interrupted { step: String, cleanup: String },
 
+    #[error("another run holds the lock {lock:?}: {holder}; gave up after {timeout_secs} s (wait for it to finish, or raise --lock-timeout)")]
+    LockTimeout {
+        lock: String,
+        holder: String,
+        timeout_secs: u64,
+    },
+
+    /// A database's state (from the audit) does not allow the command, or status reports it.
+    #[error("{message}")]
+    State { message: String, exit_code: u8 },
+
     #[error("{0}")]
     Internal(String),
 }
@@ -92,6 +116,8 @@ impl Error {
             Error::MissingPrivilege(_) => exit_code::PRIVILEGE,
             Error::Initialization { .. } => exit_code::INITIALIZATION,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
+            Error::LockTimeout { .. } => exit_code::LOCK_TIMEOUT,
+            Error::State { exit_code, .. } => *exit_code,
             Error::Query { .. } | Error::Internal(_) => exit_code::FAILURE,
         }
     }

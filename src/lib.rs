@@ -4,6 +4,7 @@
 //! validated settings, [`run`] carries them out, and [`report_error`] is the one place where an
 //! [`Error`] becomes a message on stderr and an exit code.
 
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod connect;
@@ -11,8 +12,11 @@ pub mod create;
 pub mod error;
 pub mod identifier;
 pub mod layout;
+pub mod lifecycle;
+pub mod lock;
 pub mod logging;
 pub mod pg;
+pub mod status;
 
 pub use error::Error;
 
@@ -27,8 +31,12 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
         .map_err(|source| Error::Internal(format!("cannot start the async runtime: {source}")))?;
     runtime.block_on(async move {
         invocation.warn_about_visible_password();
+        let connection = invocation.connection;
         match invocation.command {
-            cli::Command::Create(settings) => create::run(settings).await,
+            cli::Command::Create(settings) => create::run(connection, settings).await,
+            cli::Command::Status(settings) => status::run(connection, settings).await,
+            cli::Command::Migrate(settings) => lifecycle::migrate(connection, settings).await,
+            cli::Command::Adopt(settings) => lifecycle::adopt(connection, settings).await,
         }
     })
 }

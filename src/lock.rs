@@ -1,0 +1,84 @@
+//! Advisory locks: every command that changes a database holds one for its whole run, so two
+//! runs at once take turns instead of colliding (refinery takes no lock of its own).
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::pg::PgFailure;
+
+/// The first key of every init-slate-db advisory lock ("slate" in hex speak).
+const LOCK_NAMESPACE: i32 = 0x51A7E;
+
+/// The default for `--lock-timeout`, in seconds.
+pub const DEFAULT_LOCK_TIMEOUT_SECS: &str = "60";
+
+/// Takes the session-level advisory lock named `name` on `client`'s database, waiting up to
+/// `timeout` and logging who holds it. Released when the connection closes.
+pub async fn acquire(client: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut logged_holder = None;
+    loop {
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LOCK_NAMESPACE, &name])
+            .await
+            .map_err(|e| lock_query_error(name, e))?
+            .get(0);
+        if locked {
+            if logged_holder.is_some() {
+                info!(lock = name, waited_ms = started.elapsed().as_millis() as u64, "lock acquired");
+            }
+            return Ok(());
+        }
+        let holder = holder(client, name).await?;
+        if logged_holder.as_ref() != Some(&holder) {
+            warn!(lock = name, holder = %holder, "waiting for another run to release the lock");
+            logged_holder = Some(holder.clone());
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::LockTimeout {
+                lock: name.to_string(),
+                holder,
+                timeout_secs: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay.min(timeout.saturating_sub(started.elapsed()))).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Describes the session holding the lock: pid, user, application, client address.
+async fn holder(client: &Client, name: &str) -> Result<String, Error> {
+    let row = client
+        .query_opt(
+            "SELECT a.pid, COALESCE(a.usename::text, '?'), COALESCE(NULLIF(a.application_name, ''), '?'),
+                    COALESCE(host(a.client_addr), 'local socket')
+               FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2
+              LIMIT 1",
+            &[&LOCK_NAMESPACE, &name],
+        )
+        .await
+        .map_err(|e| lock_query_error(name, e))?;
+    Ok(match row {
+        Some(row) => format!(
+            "pid {} (user {}, application {}, from {})",
+            row.get::<_, i32>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, String>(3)
+        ),
+        None => "a session that just released it".into(),
+    })
+}
+
+fn lock_query_error(name: &str, error: tokio_postgres::Error) -> Error {
+    Error::Query {
+        step: format!("taking the advisory lock {name:?}"),
+        failure: PgFailure::from(&error),
+    }
+}

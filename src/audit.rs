@@ -117,7 +117,11 @@ pub struct Audit {
 impl Audit {
     /// Migrations not applied yet.
     pub fn pending_versions(&self) -> Vec<i32> {
-        self.migrations.iter().filter(|m| m.state == MigrationState::Pending).map(|m| m.version).collect()
+        self.migrations
+            .iter()
+            .filter(|m| m.state == MigrationState::Pending)
+            .map(|m| m.version)
+            .collect()
     }
 
     /// One line per problem (divergent or unknown migrations, missing or changed objects).
@@ -188,7 +192,11 @@ struct HistoryRow {
 
 /// Audits the database `client` is connected to. `layout_hint` (from `-t`) is used only when
 /// the layout cannot be detected.
-pub async fn audit(client: &Client, database: &str, layout_hint: Option<Layout>) -> Result<Audit, Error> {
+pub async fn audit(
+    client: &Client,
+    database: &str,
+    layout_hint: Option<Layout>,
+) -> Result<Audit, Error> {
     let query_error = |step: &str| {
         let step = step.to_string();
         move |e: tokio_postgres::Error| Error::Query {
@@ -197,7 +205,10 @@ pub async fn audit(client: &Client, database: &str, layout_hint: Option<Layout>)
         }
     };
     let has_history: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("public.{HISTORY_TABLE}")])
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("public.{HISTORY_TABLE}")],
+        )
         .await
         .map_err(query_error("looking for the history table"))?
         .get(0);
@@ -217,9 +228,13 @@ pub async fn audit(client: &Client, database: &str, layout_hint: Option<Layout>)
     } else {
         Vec::new()
     };
-    let actual = catalog::read(client).await.map_err(query_error("reading the catalog"))?;
+    let actual = catalog::read(client)
+        .await
+        .map_err(query_error("reading the catalog"))?;
 
-    let Some(layout) = detect_layout(&history, &actual).or(if has_history { layout_hint } else { None }) else {
+    let Some(layout) =
+        detect_layout(&history, &actual).or(if has_history { layout_hint } else { None })
+    else {
         return Ok(Audit {
             format_version: 1,
             database: database.into(),
@@ -241,15 +256,33 @@ pub async fn audit(client: &Client, database: &str, layout_hint: Option<Layout>)
         .max()
         .unwrap_or(0);
     // Without history (the original tool's databases) compare with what the original made.
-    let expected_version = if has_history { applied_version } else { layout.original_version() };
-    let mut objects = compare_objects(&catalog::expected(layout, expected_version), &catalog::expected(layout, layout.latest_version()), &actual);
+    let expected_version = if has_history {
+        applied_version
+    } else {
+        layout.original_version()
+    };
+    let mut objects = compare_objects(
+        &catalog::expected(layout, expected_version),
+        &catalog::expected(layout, layout.latest_version()),
+        &actual,
+    );
     if layout == Layout::Source && actual.iter().any(|o| o.kind == "table" && o.name == "id") {
-        objects.push(check_id_counter(client).await.map_err(query_error("checking the id table"))?);
+        objects.push(
+            check_id_counter(client)
+                .await
+                .map_err(query_error("checking the id table"))?,
+        );
     }
 
-    let drift = migrations.iter().any(|m| matches!(m.state, MigrationState::Divergent | MigrationState::Unknown))
-        || objects.iter().any(|o| matches!(o.state, ObjectState::Missing | ObjectState::Changed));
-    let pending = migrations.iter().any(|m| m.state == MigrationState::Pending);
+    let drift = migrations
+        .iter()
+        .any(|m| matches!(m.state, MigrationState::Divergent | MigrationState::Unknown))
+        || objects
+            .iter()
+            .any(|o| matches!(o.state, ObjectState::Missing | ObjectState::Changed));
+    let pending = migrations
+        .iter()
+        .any(|m| m.state == MigrationState::Pending);
     let verdict = if !has_history {
         Verdict::Unmanaged
     } else if drift {
@@ -277,9 +310,14 @@ pub async fn audit(client: &Client, database: &str, layout_hint: Option<Layout>)
         )),
         Verdict::NotSlate => {}
     }
-    let extras = objects.iter().filter(|o| o.state == ObjectState::Extra).count();
+    let extras = objects
+        .iter()
+        .filter(|o| o.state == ObjectState::Extra)
+        .count();
     if extras > 0 {
-        notes.push(format!("{extras} extra object(s) not created by the layout: harmless, listed for review"));
+        notes.push(format!(
+            "{extras} extra object(s) not created by the layout: harmless, listed for review"
+        ));
     }
     Ok(Audit {
         format_version: 1,
@@ -303,18 +341,33 @@ fn join_versions(migrations: &[MigrationRow], state: MigrationState) -> String {
         .join(", V")
 }
 
-/// Source when anything says so (a history row past V1 or a source-only object), destination
+/// Source when anything says so (a history row of a source-only migration, or a source-only
+/// object), destination
 /// when there is an events table or a history, else none.
 fn detect_layout(history: &[HistoryRow], objects: &[CatalogObject]) -> Option<Layout> {
     let destination = catalog::expected(Layout::Destination, Layout::Destination.latest_version());
     let destination_keys = catalog::by_key(&destination);
     let source = catalog::expected(Layout::Source, Layout::Source.latest_version());
     let source_only = source.iter().any(|o| {
-        !destination_keys.contains_key(&o.key()) && objects.iter().any(|a| a.kind == o.kind && a.name.split('(').next() == o.name.split('(').next())
+        !destination_keys.contains_key(&o.key())
+            && objects
+                .iter()
+                .any(|a| a.kind == o.kind && a.name.split('(').next() == o.name.split('(').next())
     });
-    if history.iter().any(|h| h.version > 1) || source_only {
+    let source_migrations = Layout::Source.migrations();
+    let source_history = history.iter().any(|h| {
+        h.version > 1
+            && source_migrations
+                .iter()
+                .any(|m| m.version() == h.version && m.name() == h.name)
+    });
+    if source_history || source_only {
         Some(Layout::Source)
-    } else if !history.is_empty() || objects.iter().any(|o| o.kind == "table" && o.name == "events") {
+    } else if !history.is_empty()
+        || objects
+            .iter()
+            .any(|o| o.kind == "table" && o.name == "events")
+    {
         Some(Layout::Destination)
     } else {
         None
@@ -352,7 +405,10 @@ fn compare_history(layout: Layout, history: &[HistoryRow]) -> Vec<MigrationRow> 
             }
         })
         .collect();
-    for h in history.iter().filter(|h| h.version < 1 || h.version > layout.latest_version()) {
+    for h in history
+        .iter()
+        .filter(|h| h.version < 1 || h.version > layout.latest_version())
+    {
         rows.push(MigrationRow {
             version: h.version,
             name: h.name.clone(),
@@ -367,29 +423,51 @@ fn compare_history(layout: Layout, history: &[HistoryRow]) -> Vec<MigrationRow> 
 }
 
 /// `expected`: the catalog after the applied migrations; `latest`: after all of this build's.
-fn compare_objects(expected: &[CatalogObject], latest: &[CatalogObject], actual: &[CatalogObject]) -> Vec<ObjectRow> {
+fn compare_objects(
+    expected: &[CatalogObject],
+    latest: &[CatalogObject],
+    actual: &[CatalogObject],
+) -> Vec<ObjectRow> {
     let expected_keys = catalog::by_key(expected);
     let actual_keys = catalog::by_key(actual);
     let mut rows = Vec::new();
     for o in expected {
         let row = match actual_keys.get(&o.key()) {
-            Some(a) if a.definition == o.definition => row(o, ObjectState::Ok, Some(&o.definition), Some(&a.definition)),
-            Some(a) => row(o, ObjectState::Changed, Some(&o.definition), Some(&a.definition)),
+            Some(a) if a.definition == o.definition => {
+                row(o, ObjectState::Ok, Some(&o.definition), Some(&a.definition))
+            }
+            Some(a) => row(
+                o,
+                ObjectState::Changed,
+                Some(&o.definition),
+                Some(&a.definition),
+            ),
             None => row(o, ObjectState::Missing, Some(&o.definition), None),
         };
         rows.push(row);
     }
-    for a in actual.iter().filter(|a| !expected_keys.contains_key(&a.key())) {
+    for a in actual
+        .iter()
+        .filter(|a| !expected_keys.contains_key(&a.key()))
+    {
         rows.push(row(a, ObjectState::Extra, None, Some(&a.definition)));
     }
-    for l in latest.iter().filter(|l| !expected_keys.contains_key(&l.key()) && !actual_keys.contains_key(&l.key())) {
+    for l in latest
+        .iter()
+        .filter(|l| !expected_keys.contains_key(&l.key()) && !actual_keys.contains_key(&l.key()))
+    {
         rows.push(row(l, ObjectState::Pending, Some(&l.definition), None));
     }
     rows.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
     rows
 }
 
-fn row(o: &CatalogObject, state: ObjectState, expected: Option<&str>, actual: Option<&str>) -> ObjectRow {
+fn row(
+    o: &CatalogObject,
+    state: ObjectState,
+    expected: Option<&str>,
+    actual: Option<&str>,
+) -> ObjectRow {
     ObjectRow {
         kind: o.kind.clone(),
         name: o.name.clone(),

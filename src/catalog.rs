@@ -111,7 +111,8 @@ pub fn expected(layout: Layout, version: i32) -> Vec<CatalogObject> {
     let text = layout
         .catalog_snapshot(version)
         .unwrap_or_else(|| panic!("no catalog snapshot for {layout} V{version}"));
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("catalog snapshot {layout} V{version} is invalid: {e}"))
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("catalog snapshot {layout} V{version} is invalid: {e}"))
 }
 
 /// Objects by identity, for comparisons.
@@ -252,15 +253,30 @@ mod tests {
     fn literals_keep_their_dashes_and_spacing() {
         let a = "RAISE EXCEPTION 'at ------> %  x', idx;";
         assert_eq!(normalize_sql(a), "RAISE EXCEPTION'at ------> %  x',idx;");
-        assert_ne!(body_hash(a), body_hash("RAISE EXCEPTION 'at ----> % x', idx;"));
+        assert_ne!(
+            body_hash(a),
+            body_hash("RAISE EXCEPTION 'at ----> % x', idx;")
+        );
     }
 
     #[test]
     fn parameters_are_not_dollar_quotes_and_escaped_strings_end_right() {
-        assert_eq!(normalize_sql("regexp_matches(v, '\\$1\\[([0-9]+)\\]', 'g')"), "regexp_matches(v,'\\$1\\[([0-9]+)\\]','g')");
-        assert_eq!(normalize_sql("replace(x, E'\\\\', E'\\\\\\\\') -- c"), "replace(x,E'\\\\',E'\\\\\\\\')");
-        assert_eq!(normalize_sql("EXECUTE 'INSERT ' || v USING $1, $2"), "EXECUTE'INSERT '||v USING $1,$2");
-        assert_eq!(normalize_sql("x := $q$ a  -- b $q$;"), "x:=$q$ a  -- b $q$;");
+        assert_eq!(
+            normalize_sql("regexp_matches(v, '\\$1\\[([0-9]+)\\]', 'g')"),
+            "regexp_matches(v,'\\$1\\[([0-9]+)\\]','g')"
+        );
+        assert_eq!(
+            normalize_sql("replace(x, E'\\\\', E'\\\\\\\\') -- c"),
+            "replace(x,E'\\\\',E'\\\\\\\\')"
+        );
+        assert_eq!(
+            normalize_sql("EXECUTE 'INSERT ' || v USING $1, $2"),
+            "EXECUTE'INSERT '||v USING $1,$2"
+        );
+        assert_eq!(
+            normalize_sql("x := $q$ a  -- b $q$;"),
+            "x:=$q$ a  -- b $q$;"
+        );
     }
 
     #[test]

@@ -46,8 +46,7 @@ Exit codes:
     name = "init-slate-db",
     version,
     after_help = EXIT_CODES_HELP,
-    max_term_width = 100,
-    args_conflicts_with_subcommands = true
+    max_term_width = 100
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -116,6 +115,18 @@ pub struct CreateArgs {
     /// layout, apply pending migrations when it only lacks them, fail otherwise (for CI)
     #[arg(long)]
     pub if_not_exists: bool,
+}
+
+impl CreateArgs {
+    /// Whether any create option was given (they are invalid before a subcommand).
+    fn was_given(&self) -> bool {
+        self.new_database.is_some()
+            || self.table_type.is_some()
+            || self.dry_run
+            || self.maintenance_db != "postgres"
+            || self.keep_on_failure
+            || self.if_not_exists
+    }
 }
 
 /// Options of `status`.
@@ -226,7 +237,8 @@ where
         Ok(matches) => matches,
         Err(error) => return clap_outcome(error),
     };
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
+    let cli =
+        Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
     validate(cli, &matches).map(Some)
 }
 
@@ -236,14 +248,18 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            error.print().map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
+            error
+                .print()
+                .map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
             Ok(None)
         }
         _ => {
             let rendered = error.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            Err(Error::InvalidOptions(vec![format!("{first} (see init-slate-db --help)")]))
+            Err(Error::InvalidOptions(vec![format!(
+                "{first} (see init-slate-db --help)"
+            )]))
         }
     }
 }
@@ -257,7 +273,9 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
         "text" => OutputFormat::Text,
         "json" => OutputFormat::Json,
         other => {
-            problems.push(format!("--format {other:?} is invalid: it must be \"text\" or \"json\""));
+            problems.push(format!(
+                "--format {other:?} is invalid: it must be \"text\" or \"json\""
+            ));
             OutputFormat::Text
         }
     };
@@ -272,9 +290,18 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
         }
     };
 
+    if cli.command.is_some() && cli.create.was_given() {
+        problems.push(
+            "-n/--new-database, -t/--table-type, --dry-run, --maintenance-db, --keep-on-failure and --if-not-exists before a subcommand belong to creating a database: put them after the subcommand, or drop the subcommand".into(),
+        );
+    }
     let command = match cli.command {
-        None => validate_create(cli.create, format, lock_timeout, &mut problems).map(Command::Create),
-        Some(SubCommand::Create(create)) => validate_create(create, format, lock_timeout, &mut problems).map(Command::Create),
+        None => {
+            validate_create(cli.create, format, lock_timeout, &mut problems).map(Command::Create)
+        }
+        Some(SubCommand::Create(create)) => {
+            validate_create(create, format, lock_timeout, &mut problems).map(Command::Create)
+        }
         Some(SubCommand::Status(args)) => {
             let database = database_name(args.database.as_deref(), &mut problems);
             database.map(|database| Command::Status(StatusSettings { database, format }))
@@ -324,21 +351,32 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
 /// Where the password came from, looking into the subcommand too (the option is global).
 fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
     match matches.subcommand() {
-        Some((_, sub)) if sub.value_source("password") == Some(ValueSource::CommandLine) => Some(ValueSource::CommandLine),
+        Some((_, sub)) if sub.value_source("password") == Some(ValueSource::CommandLine) => {
+            Some(ValueSource::CommandLine)
+        }
         _ => matches.value_source("password"),
     }
 }
 
-fn validate_create(args: CreateArgs, format: OutputFormat, lock_timeout: Duration, problems: &mut Vec<String>) -> Option<CreateSettings> {
+fn validate_create(
+    args: CreateArgs,
+    format: OutputFormat,
+    lock_timeout: Duration,
+    problems: &mut Vec<String>,
+) -> Option<CreateSettings> {
     let new_database = match args.new_database.as_deref() {
         None => {
-            problems.push("--new-database <NAME> is required: the name of the database to create".into());
+            problems.push(
+                "--new-database <NAME> is required: the name of the database to create".into(),
+            );
             None
         }
         Some(name) => match Identifier::parse(name) {
             Ok(identifier) => Some(identifier),
             Err(why) => {
-                problems.push(format!("--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"));
+                problems.push(format!(
+                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
+                ));
                 None
             }
         },
@@ -368,7 +406,9 @@ fn validate_create(args: CreateArgs, format: OutputFormat, lock_timeout: Duratio
 fn parse_layout(value: &str, problems: &mut Vec<String>) -> Option<Layout> {
     let layout = Layout::parse(value);
     if layout.is_none() {
-        problems.push(format!("--table-type {value:?} is invalid: it must be \"source\" or \"destination\""));
+        problems.push(format!(
+            "--table-type {value:?} is invalid: it must be \"source\" or \"destination\""
+        ));
     }
     layout
 }

@@ -22,7 +22,13 @@ const APPLICATION_NAME: &str = "init-slate-db";
 pub struct ConnectionArgs {
     /// Database server: host name, IP address, or Unix-socket directory (a value starting with
     /// '/') [default: localhost]
-    #[arg(long, env = "PGHOST", hide_env_values = true, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "PGHOST",
+        hide_env_values = true,
+        global = true,
+        value_name = "NAME"
+    )]
     pub host: Option<String>,
 
     /// Database server port [default: 5432]
@@ -38,7 +44,13 @@ pub struct ConnectionArgs {
 
     /// Database user; must be allowed to create databases (and a superuser for a source
     /// database, to install dblink). If absent: prompted for on a terminal, else the OS user
-    #[arg(long, env = "PGUSER", hide_env_values = true, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "PGUSER",
+        hide_env_values = true,
+        global = true,
+        value_name = "NAME"
+    )]
     pub user: Option<String>,
 
     /// Database password; visible to other users in the process list, prefer PGPASSWORD. If

@@ -83,14 +83,26 @@ pub async fn run(connection: ConnectionSettings, settings: CreateSettings) -> Re
     let maintenance = connector.connect(&maintenance_db).await?;
     // Held until the run ends (the connection closes): a second run for the same name waits,
     // then re-reads the state below.
-    lock::acquire(&maintenance, &format!("create {new_database}"), lock_timeout).await?;
+    lock::acquire(
+        &maintenance,
+        &format!("create {new_database}"),
+        lock_timeout,
+    )
+    .await?;
 
     let checked = preflight(&maintenance, &mut connector, &new_database, layout)
         .instrument(info_span!("preflight", database = %new_database))
         .await;
     match checked {
         Err(Error::DatabaseExists { .. }) if if_not_exists => {
-            let (action, applied) = lifecycle::bring_existing_up_to_date(&mut connector, new_database.as_str(), layout, dry_run, lock_timeout).await?;
+            let (action, applied) = lifecycle::bring_existing_up_to_date(
+                &mut connector,
+                new_database.as_str(),
+                layout,
+                dry_run,
+                lock_timeout,
+            )
+            .await?;
             let report = CreateReport {
                 database: new_database.to_string(),
                 layout,
@@ -381,9 +393,16 @@ async fn shutdown_signal() {
 /// The result line (text) or document (JSON) on stdout.
 fn print_report(report: &CreateReport, format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report).expect("serializable")),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("serializable")
+        ),
         OutputFormat::Text => {
-            let versions: Vec<String> = report.migrations_applied.iter().map(|m| format!("V{}", m.version)).collect();
+            let versions: Vec<String> = report
+                .migrations_applied
+                .iter()
+                .map(|m| format!("V{}", m.version))
+                .collect();
             let seconds = report.duration_ms as f64 / 1000.0;
             match report.action {
                 "created" => println!(

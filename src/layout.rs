@@ -54,7 +54,14 @@ const DESTINATION: &[MigrationFile] = &[EVENTS_TABLE];
 
 macro_rules! catalog_snapshot {
     ($layout:literal, $version:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/catalog/", $layout, "/V", $version, ".json"))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/catalog/",
+            $layout,
+            "/V",
+            $version,
+            ".json"
+        ))
     };
 }
 
@@ -134,7 +141,11 @@ impl Layout {
             Layout::Source => SOURCE_CATALOG,
             Layout::Destination => DESTINATION_CATALOG,
         };
-        usize::try_from(version).ok().and_then(|v| v.checked_sub(1)).and_then(|i| snapshots.get(i)).copied()
+        usize::try_from(version)
+            .ok()
+            .and_then(|v| v.checked_sub(1))
+            .and_then(|i| snapshots.get(i))
+            .copied()
     }
 
     /// The layout's migrations as refinery builds them (version, name, checksum, SQL).
@@ -185,7 +196,11 @@ impl From<&Migration> for AppliedMigration {
 /// Applies the layout's pending migrations up to `target` (all of them for `None`) in one
 /// transaction, with refinery's divergence and missing-version checks on, recording each in
 /// the history table.
-pub async fn apply(client: &mut Client, layout: Layout, target: Option<i32>) -> Result<Vec<AppliedMigration>, refinery::Error> {
+pub async fn apply(
+    client: &mut Client,
+    layout: Layout,
+    target: Option<i32>,
+) -> Result<Vec<AppliedMigration>, refinery::Error> {
     let mut runner = Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)
@@ -194,12 +209,20 @@ pub async fn apply(client: &mut Client, layout: Layout, target: Option<i32>) -> 
         runner = runner.set_target(Target::Version(version));
     }
     let report = runner.run_async(client).await?;
-    Ok(report.applied_migrations().iter().map(AppliedMigration::from).collect())
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(AppliedMigration::from)
+        .collect())
 }
 
 /// Records the layout's migrations up to `version` as applied without running them (adopting
 /// a database whose objects were verified to be exactly those migrations' objects).
-pub async fn record_as_applied(client: &mut Client, layout: Layout, version: i32) -> Result<(), refinery::Error> {
+pub async fn record_as_applied(
+    client: &mut Client,
+    layout: Layout,
+    version: i32,
+) -> Result<(), refinery::Error> {
     Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)

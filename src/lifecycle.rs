@@ -68,7 +68,10 @@ pub struct LifecycleReport {
 }
 
 /// Runs `migrate`.
-pub async fn migrate(connection: ConnectionSettings, settings: MigrateSettings) -> Result<(), Error> {
+pub async fn migrate(
+    connection: ConnectionSettings,
+    settings: MigrateSettings,
+) -> Result<(), Error> {
     let mut connector = Connector::new(connection)?;
     let mut client = connector.connect(&settings.database).await?;
     if !settings.dry_run {
@@ -83,7 +86,9 @@ async fn migrate_locked(client: &mut Client, settings: &MigrateSettings) -> Resu
     check_layout(&audit, settings.layout)?;
     let report = match audit.verdict {
         Verdict::UpToDate => report(&audit, "up-to-date", Vec::new(), Vec::new(), Vec::new()),
-        Verdict::Pending if settings.dry_run => report(&audit, "dry-run", Vec::new(), Vec::new(), plan(&audit)),
+        Verdict::Pending if settings.dry_run => {
+            report(&audit, "dry-run", Vec::new(), Vec::new(), plan(&audit))
+        }
         Verdict::Pending => {
             let applied = apply_pending(client, &audit).await?;
             let after = audit::audit(client, &settings.database, audit.layout).await?;
@@ -108,7 +113,10 @@ pub async fn adopt(connection: ConnectionSettings, settings: AdoptSettings) -> R
         (Verdict::Unmanaged, Some(layout)) => layout,
         // Already under migration control: adopting again is migrating (idempotent for CI).
         (Verdict::UpToDate | Verdict::Pending, _) => {
-            info!("database \"{}\" already has a history table; checking it as migrate does", settings.database);
+            info!(
+                "database \"{}\" already has a history table; checking it as migrate does",
+                settings.database
+            );
             let migrate_settings = MigrateSettings {
                 database: settings.database,
                 layout: settings.layout,
@@ -136,18 +144,32 @@ pub async fn adopt(connection: ConnectionSettings, settings: AdoptSettings) -> R
     }
     let baseline: Vec<i32> = (1..=layout.original_version()).collect();
     if settings.dry_run {
-        let later = if settings.baseline_only { Vec::new() } else { plan_after(layout, layout.original_version()) };
-        print(&report(&audit, "dry-run", baseline, Vec::new(), later), settings.format);
+        let later = if settings.baseline_only {
+            Vec::new()
+        } else {
+            plan_after(layout, layout.original_version())
+        };
+        print(
+            &report(&audit, "dry-run", baseline, Vec::new(), later),
+            settings.format,
+        );
         return Ok(());
     }
     layout::record_as_applied(&mut client, layout, layout.original_version())
         .instrument(info_span!("adopt", database = %settings.database, layout = %layout))
         .await
         .map_err(|e| Error::Query {
-            step: format!("recording V1-V{} as applied in \"{}\"", layout.original_version(), settings.database),
+            step: format!(
+                "recording V1-V{} as applied in \"{}\"",
+                layout.original_version(),
+                settings.database
+            ),
             failure: pg::failure_in_chain(&e),
         })?;
-    info!("recorded V1-V{} as applied without running them", layout.original_version());
+    info!(
+        "recorded V1-V{} as applied without running them",
+        layout.original_version()
+    );
     let mut applied = Vec::new();
     if !settings.baseline_only {
         let recorded = audit::audit(&client, &settings.database, Some(layout)).await?;
@@ -156,7 +178,10 @@ pub async fn adopt(connection: ConnectionSettings, settings: AdoptSettings) -> R
         }
     }
     let after = audit::audit(&client, &settings.database, Some(layout)).await?;
-    print(&report(&after, "adopted", baseline, applied, Vec::new()), settings.format);
+    print(
+        &report(&after, "adopted", baseline, applied, Vec::new()),
+        settings.format,
+    );
     Ok(())
 }
 
@@ -197,7 +222,12 @@ async fn apply_pending(client: &mut Client, audit: &Audit) -> Result<Vec<Applied
         .map_err(|e| Error::State {
             message: format!(
                 "applying V{} to \"{}\" failed and was rolled back: {}",
-                audit.pending_versions().iter().map(i32::to_string).collect::<Vec<_>>().join(", V"),
+                audit
+                    .pending_versions()
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", V"),
                 audit.database,
                 pg::failure_in_chain(&e)
             ),
@@ -228,7 +258,10 @@ fn check_layout(audit: &Audit, wanted: Option<Layout>) -> Result<(), Error> {
 }
 
 fn plan(audit: &Audit) -> Vec<PlannedMigration> {
-    plan_after(audit.layout.expect("pending needs a layout"), audit.applied_version)
+    plan_after(
+        audit.layout.expect("pending needs a layout"),
+        audit.applied_version,
+    )
 }
 
 fn plan_after(layout: Layout, version: i32) -> Vec<PlannedMigration> {
@@ -265,13 +298,24 @@ fn report(
 
 fn print(report: &LifecycleReport, format: OutputFormat) {
     if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(report).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("serializable")
+        );
         return;
     }
     let layout = report.layout.map(Layout::name).unwrap_or("unknown");
-    let versions = |ms: &[AppliedMigration]| ms.iter().map(|m| format!("V{}", m.version)).collect::<Vec<_>>().join(", ");
+    let versions = |ms: &[AppliedMigration]| {
+        ms.iter()
+            .map(|m| format!("V{}", m.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match report.action {
-        "up-to-date" => println!("database \"{}\" ({layout}) is up to date: nothing to do", report.database),
+        "up-to-date" => println!(
+            "database \"{}\" ({layout}) is up to date: nothing to do",
+            report.database
+        ),
         "migrated" => println!(
             "database \"{}\" ({layout}): applied {} in one transaction; verified, up to date",
             report.database,
@@ -287,11 +331,17 @@ fn print(report: &LifecycleReport, format: OutputFormat) {
             if report.migrations_applied.is_empty() {
                 println!("verdict: {:?}", report.verdict);
             } else {
-                println!("applied {}; verified, up to date", versions(&report.migrations_applied));
+                println!(
+                    "applied {}; verified, up to date",
+                    versions(&report.migrations_applied)
+                );
             }
         }
         _ => {
-            println!("dry run on database \"{}\" ({layout}): nothing was changed", report.database);
+            println!(
+                "dry run on database \"{}\" ({layout}): nothing was changed",
+                report.database
+            );
             if !report.recorded.is_empty() {
                 println!(
                     "would record V{}-V{} as applied without running them",
@@ -300,7 +350,13 @@ fn print(report: &LifecycleReport, format: OutputFormat) {
                 );
             }
             for m in &report.plan {
-                println!("\n-- would apply V{}__{} (checksum {})\n{}", m.version, m.name, m.checksum, m.sql.trim_end());
+                println!(
+                    "\n-- would apply V{}__{} (checksum {})\n{}",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                    m.sql.trim_end()
+                );
             }
         }
     }

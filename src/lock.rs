@@ -23,13 +23,20 @@ pub async fn acquire(client: &Client, name: &str, timeout: Duration) -> Result<(
     let mut logged_holder = None;
     loop {
         let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LOCK_NAMESPACE, &name])
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&LOCK_NAMESPACE, &name],
+            )
             .await
             .map_err(|e| lock_query_error(name, e))?
             .get(0);
         if locked {
             if logged_holder.is_some() {
-                info!(lock = name, waited_ms = started.elapsed().as_millis() as u64, "lock acquired");
+                info!(
+                    lock = name,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "lock acquired"
+                );
             }
             return Ok(());
         }

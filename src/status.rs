@@ -21,13 +21,20 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
     let client = connector.connect(&settings.database).await?;
     let audit = audit::audit(&client, &settings.database, None).await?;
     match settings.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&audit).expect("serializable")),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&audit).expect("serializable")
+        ),
         OutputFormat::Text => print!("{}", render_text(&audit)),
     }
     match audit.verdict {
         Verdict::UpToDate => Ok(()),
         _ => Err(Error::State {
-            message: audit.notes.first().cloned().unwrap_or_else(|| format!("{:?}", audit.verdict)),
+            message: audit
+                .notes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{:?}", audit.verdict)),
             exit_code: audit.verdict.exit_code(),
         }),
     }
@@ -37,7 +44,13 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
 pub fn render_text(audit: &Audit) -> String {
     let mut out = String::new();
     out.push_str(&format!("database  {}\n", audit.database));
-    out.push_str(&format!("layout    {}\n", audit.layout.map(|l| l.name()).unwrap_or("none (not a slate event store)")));
+    out.push_str(&format!(
+        "layout    {}\n",
+        audit
+            .layout
+            .map(|l| l.name())
+            .unwrap_or("none (not a slate event store)")
+    ));
     out.push_str(&format!("verdict   {}\n", verdict_name(audit.verdict)));
     for note in &audit.notes {
         out.push_str(&format!("          {note}\n"));
@@ -49,7 +62,9 @@ pub fn render_text(audit: &Audit) -> String {
     let mut migrations = table(["version", "name", "state", "applied on", "checksum"]);
     for m in &audit.migrations {
         let checksum = match (m.state, &m.checksum, &m.expected_checksum) {
-            (MigrationState::Divergent, Some(found), Some(expected)) => format!("{found} (expected {expected})"),
+            (MigrationState::Divergent, Some(found), Some(expected)) => {
+                format!("{found} (expected {expected})")
+            }
             (_, Some(found), _) => found.clone(),
             (_, None, Some(expected)) => expected.clone(),
             _ => String::new(),
@@ -58,7 +73,7 @@ pub fn render_text(audit: &Audit) -> String {
             format!("V{}", m.version),
             m.name.clone(),
             format!("{:?}", m.state).to_lowercase(),
-            m.applied_on.clone().unwrap_or_default(),
+            m.applied_on.as_deref().map(to_seconds).unwrap_or_default(),
             checksum,
         ]);
     }
@@ -76,10 +91,24 @@ pub fn render_text(audit: &Audit) -> String {
             ObjectState::Missing | ObjectState::Pending => o.expected.clone().unwrap_or_default(),
             ObjectState::Extra => o.actual.clone().unwrap_or_default(),
         };
-        objects.add_row([Cell::new(&o.kind), Cell::new(&o.name), Cell::new(format!("{:?}", o.state).to_lowercase()), Cell::new(detail)]);
+        objects.add_row([
+            Cell::new(&o.kind),
+            Cell::new(&o.name),
+            Cell::new(format!("{:?}", o.state).to_lowercase()),
+            Cell::new(detail),
+        ]);
     }
     out.push_str(&format!("\nobjects\n{objects}\n"));
     out
+}
+
+/// `2026-11-25T20:03:09.956942Z` as `2026-11-25 20:03:09Z`: the table needs no nanoseconds
+/// (JSON keeps them).
+fn to_seconds(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time}Z"),
+        _ => rfc3339.to_string(),
+    }
 }
 
 fn verdict_name(verdict: Verdict) -> &'static str {
@@ -94,6 +123,9 @@ fn verdict_name(verdict: Verdict) -> &'static str {
 
 fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut table = Table::new();
-    table.load_preset(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    table
+        .load_preset(presets::ASCII_MARKDOWN)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
     table
 }

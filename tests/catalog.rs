@@ -19,11 +19,17 @@ async fn catalog_snapshots_match_what_the_migrations_create() {
     for layout in Layout::ALL {
         for version in 1..=layout.latest_version() {
             let database = format!("snap_{layout}_{version}");
-            admin.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {database}"))
+                .await
+                .unwrap();
             let mut client = cluster.superuser_client(&database).await;
-            init_slate_db::layout::apply(&mut client, layout, Some(version)).await.unwrap();
+            init_slate_db::layout::apply(&mut client, layout, Some(version))
+                .await
+                .unwrap();
             let actual = catalog::read(&client).await.unwrap();
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/catalog/{layout}/V{version}.json"));
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("migrations/catalog/{layout}/V{version}.json"));
             let text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
             if bless {
                 std::fs::write(&path, &text).unwrap();
@@ -43,11 +49,15 @@ async fn every_snapshot_adds_to_the_previous_one_as_its_migration_says() {
     // V6 replaces restore_events: the only object of V5 that V6 does not keep.
     let v5 = catalog::expected(Layout::Source, 5);
     let v6 = catalog::expected(Layout::Source, 6);
-    let removed: Vec<&str> = v5.iter().filter(|o| !v6.contains(o)).map(|o| o.name.as_str()).collect();
+    let removed: Vec<&str> = v5
+        .iter()
+        .filter(|o| !v6.contains(o))
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(removed, ["restore_events(text,text,text,text)"]);
     assert_eq!(
-        removed,
-        ["restore_events(text,text,text,text)"]
+        catalog::expected(Layout::Source, 1),
+        catalog::expected(Layout::Destination, 1)
     );
-    assert_eq!(catalog::expected(Layout::Source, 1), catalog::expected(Layout::Destination, 1));
     assert!(catalog::expected(Layout::Source, 0).is_empty());
 }

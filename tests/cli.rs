@@ -133,3 +133,42 @@ fn password_given_on_the_command_line_is_warned_about_and_never_printed() {
     assert!(!stderr.contains(support::SUPERUSER_PASSWORD));
     assert!(!outcome.stdout().contains(support::SUPERUSER_PASSWORD));
 }
+
+#[test]
+fn create_options_before_a_subcommand_are_refused() {
+    let outcome = run(tool().args(["-n", "x", "status", "-d", "y"]));
+    outcome.assert_code(2);
+    assert!(
+        outcome.error_lines()[0].contains("belong to creating a database"),
+        "{}",
+        outcome.stderr()
+    );
+}
+
+#[test]
+fn subcommands_require_a_database_name() {
+    for subcommand in ["status", "migrate", "adopt"] {
+        let outcome = run(tool().arg(subcommand));
+        outcome.assert_code(2);
+        assert_eq!(
+            outcome.error_lines(),
+            ["error: --database <NAME> is required: the database to work on"],
+            "{subcommand}"
+        );
+    }
+}
+
+#[test]
+fn invalid_format_and_lock_timeout_are_reported_together() {
+    let outcome = run(tool().args([
+        "status",
+        "-d",
+        "x",
+        "--format",
+        "yaml",
+        "--lock-timeout",
+        "soon",
+    ]));
+    outcome.assert_code(2);
+    assert_eq!(outcome.error_lines().len(), 2, "{}", outcome.stderr());
+}

@@ -455,3 +455,33 @@ async fn logs_start_up_information_and_each_migration_without_secrets() {
         "no colour codes when stderr is not a terminal"
     );
 }
+
+#[tokio::test]
+async fn create_subcommand_with_connection_options_after_it_works_like_the_original_invocation() {
+    let cluster = Cluster::start().await;
+    let outcome = run(support::tool()
+        .args([
+            "create",
+            "-n",
+            "via_subcommand",
+            "-t",
+            "destination",
+            "--format",
+            "json",
+        ])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &cluster.port.to_string(),
+            "--user",
+            support::SUPERUSER,
+        ])
+        .env("PGPASSWORD", support::SUPERUSER_PASSWORD));
+    outcome.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(&outcome.stdout()).unwrap();
+    assert_eq!(report["action"], "created");
+    assert_eq!(report["layout"], "destination");
+    assert_eq!(report["migrations_applied"][0]["name"], "events_table");
+    assert!(cluster.database_exists("via_subcommand").await);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::connect::{ConnectionArgs, ConnectionSettings};
+use crate::connect::{read_stdin, ConnectionArgs, ConnectionSettings};
 use crate::create::CreateSettings;
 use crate::error::Error;
 use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
@@ -103,9 +103,9 @@ pub struct CreateArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Database to connect to for CREATE DATABASE
-    #[arg(long, value_name = "NAME", default_value = "postgres")]
-    pub maintenance_db: String,
+    /// Database to connect to for CREATE DATABASE [default: the --url database, else postgres]
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
 
     /// If initialization fails, keep the new database for debugging instead of dropping it
     #[arg(long)]
@@ -123,7 +123,7 @@ impl CreateArgs {
         self.new_database.is_some()
             || self.table_type.is_some()
             || self.dry_run
-            || self.maintenance_db != "postgres"
+            || self.maintenance_db.is_some()
             || self.keep_on_failure
             || self.if_not_exists
     }
@@ -132,7 +132,7 @@ impl CreateArgs {
 /// Options of `status`.
 #[derive(Args)]
 pub struct StatusArgs {
-    /// The database to audit (required)
+    /// The database to audit (required, unless the --url names one)
     #[arg(short = 'd', long, value_name = "NAME")]
     pub database: Option<String>,
 }
@@ -140,7 +140,7 @@ pub struct StatusArgs {
 /// Options of `migrate`.
 #[derive(Args)]
 pub struct MigrateArgs {
-    /// The database to migrate (required)
+    /// The database to migrate (required, unless the --url names one)
     #[arg(short = 'd', long, value_name = "NAME")]
     pub database: Option<String>,
 
@@ -156,7 +156,7 @@ pub struct MigrateArgs {
 /// Options of `adopt`.
 #[derive(Args)]
 pub struct AdoptArgs {
-    /// The database to adopt (required)
+    /// The database to adopt (required, unless the --url names one)
     #[arg(short = 'd', long, value_name = "NAME")]
     pub database: Option<String>,
 
@@ -268,7 +268,13 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
 fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
     let mut problems = Vec::new();
     let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
-    let connection = ConnectionSettings::from_args(cli.connection, &mut problems);
+    let connection = ConnectionSettings::resolve(
+        cli.connection,
+        &|name| std::env::var(name).ok(),
+        &mut read_stdin,
+        &mut problems,
+    );
+    let url_database = connection.as_ref().and_then(|c| c.database.as_deref());
     let format = match cli.common.format.as_str() {
         "text" => OutputFormat::Text,
         "json" => OutputFormat::Json,
@@ -296,18 +302,24 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
         );
     }
     let command = match cli.command {
-        None => {
-            validate_create(cli.create, format, lock_timeout, &mut problems).map(Command::Create)
-        }
+        None => validate_create(
+            cli.create,
+            url_database,
+            format,
+            lock_timeout,
+            &mut problems,
+        )
+        .map(Command::Create),
         Some(SubCommand::Create(create)) => {
-            validate_create(create, format, lock_timeout, &mut problems).map(Command::Create)
+            validate_create(create, url_database, format, lock_timeout, &mut problems)
+                .map(Command::Create)
         }
         Some(SubCommand::Status(args)) => {
-            let database = database_name(args.database.as_deref(), &mut problems);
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             database.map(|database| Command::Status(StatusSettings { database, format }))
         }
         Some(SubCommand::Migrate(args)) => {
-            let database = database_name(args.database.as_deref(), &mut problems);
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             let layout = optional_layout(args.table_type.as_deref(), &mut problems);
             database.map(|database| {
                 Command::Migrate(MigrateSettings {
@@ -320,7 +332,7 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
             })
         }
         Some(SubCommand::Adopt(args)) => {
-            let database = database_name(args.database.as_deref(), &mut problems);
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             let layout = optional_layout(args.table_type.as_deref(), &mut problems);
             database.map(|database| {
                 Command::Adopt(AdoptSettings {
@@ -360,6 +372,7 @@ fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
 
 fn validate_create(
     args: CreateArgs,
+    url_database: Option<&str>,
     format: OutputFormat,
     lock_timeout: Duration,
     problems: &mut Vec<String>,
@@ -388,14 +401,18 @@ fn validate_create(
         }
         Some(value) => parse_layout(value, problems),
     };
-    if args.maintenance_db.is_empty() {
+    let maintenance_db = args
+        .maintenance_db
+        .or_else(|| url_database.map(String::from))
+        .unwrap_or_else(|| "postgres".into());
+    if maintenance_db.is_empty() {
         problems.push("--maintenance-db must not be empty".into());
     }
     Some(CreateSettings {
         new_database: new_database?,
         layout: layout?,
         dry_run: args.dry_run,
-        maintenance_db: args.maintenance_db,
+        maintenance_db,
         keep_on_failure: args.keep_on_failure,
         if_not_exists: args.if_not_exists,
         lock_timeout,

@@ -45,16 +45,18 @@ pub enum Error {
     DatabaseExists { database: String, endpoint: String },
 
     #[error(
-        "could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): {failure}"
+        "could not connect to {endpoint} as user \"{user}\" (database \"{database}\", {transport}): {failure}"
     )]
     Connect {
         endpoint: String,
         user: String,
         database: String,
+        /// `sslmode X` or `Unix socket`.
+        transport: String,
         failure: PgFailure,
     },
 
-    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; pass --password, set PGPASSWORD, or run in a terminal to be prompted")]
+    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; pass --password-stdin, set PGPASSWORD, add it to ~/.pgpass, or run in a terminal to be prompted")]
     PasswordRequired {
         endpoint: String,
         user: String,

@@ -16,7 +16,9 @@ pub mod lifecycle;
 pub mod lock;
 pub mod logging;
 pub mod pg;
+pub mod pgpass;
 pub mod status;
+pub mod tls;
 
 pub use error::Error;
 

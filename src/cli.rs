@@ -14,7 +14,7 @@ use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
 use crate::layout::Layout;
 use crate::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
-use crate::logging::LoggingSettings;
+use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
 use crate::status::StatusSettings;
 
 const EXIT_CODES_HELP: &str = "\
@@ -73,6 +73,13 @@ pub enum SubCommand {
     Migrate(MigrateArgs),
     /// Put a database made by the original Node.js init-slate-db under migration control
     Adopt(AdoptArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
 }
 
 /// Options every subcommand accepts, before or after its name.
@@ -81,6 +88,10 @@ pub struct CommonArgs {
     /// Output on stdout: "text" for people, "json" for programs
     #[arg(long, value_name = "FORMAT", default_value = "text", global = true)]
     pub format: String,
+
+    /// Log lines on stderr: "text" or "json" (one object per line) [env: INIT_SLATE_DB_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT", global = true)]
+    pub log_format: Option<String>,
 
     /// Seconds to wait for another run that holds the database's lock
     #[arg(long, value_name = "SECONDS", default_value = DEFAULT_LOCK_TIMEOUT_SECS, global = true)]
@@ -222,24 +233,88 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// Parses the process arguments. `Ok(None)`: help or version was printed and the run is over.
-pub fn parse() -> Result<Option<Invocation>, Error> {
+/// The outcome of parsing: how to log (known even when the options are invalid) and what to do.
+pub struct Parsed {
+    /// How to log.
+    pub logging: LoggingSettings,
+    /// `Ok(None)`: help, version, completions or the man page was printed; the run is over.
+    pub outcome: Result<Option<Invocation>, Error>,
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Parsed {
     parse_from(std::env::args_os())
 }
 
 /// Parses `args` (the first is the program name) into a validated [`Invocation`].
-pub fn parse_from<I, T>(args: I) -> Result<Option<Invocation>, Error>
+pub fn parse_from<I, T>(args: I) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let matches = match command().try_get_matches_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let matches = match command().try_get_matches_from(&args) {
         Ok(matches) => matches,
-        Err(error) => return clap_outcome(error),
+        Err(error) => {
+            return Parsed {
+                logging: logging_from_raw(&args),
+                outcome: clap_outcome(error),
+            }
+        }
     };
-    let cli =
-        Cli::from_arg_matches(&matches).map_err(|e| Error::InvalidOptions(vec![e.to_string()]))?;
-    validate(cli, &matches).map(Some)
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return Parsed {
+                logging: logging_from_raw(&args),
+                outcome: Err(Error::InvalidOptions(vec![e.to_string()])),
+            }
+        }
+    };
+    let mut problems = Vec::new();
+    let logging = logging_settings(cli.common.log_format.as_deref(), &mut problems);
+    let outcome = match &cli.command {
+        Some(SubCommand::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut command(), "init-slate-db", &mut std::io::stdout());
+            Ok(None)
+        }
+        Some(SubCommand::Man) => clap_mangen::Man::new(command())
+            .render(&mut std::io::stdout())
+            .map(|()| None)
+            .map_err(|e| Error::Internal(format!("cannot print the man page: {e}"))),
+        _ => validate(cli, &matches, logging.clone(), problems).map(Some),
+    };
+    Parsed { logging, outcome }
+}
+
+/// `--log-format`, else INIT_SLATE_DB_LOG_FORMAT, else text.
+fn logging_settings(option: Option<&str>, problems: &mut Vec<String>) -> LoggingSettings {
+    let env = std::env::var(FORMAT_ENV).ok().filter(|v| !v.is_empty());
+    let (value, from) = match (option, env.as_deref()) {
+        (Some(v), _) => (v.to_string(), "--log-format"),
+        (None, Some(v)) => (v.to_string(), FORMAT_ENV),
+        (None, None) => ("text".to_string(), ""),
+    };
+    let format = LogFormat::parse(&value).unwrap_or_else(|| {
+        problems.push(format!("{from} {value:?} is invalid: it must be \"text\" or \"json\""));
+        LogFormat::Text
+    });
+    LoggingSettings {
+        ansi: std::io::stderr().is_terminal(),
+        format,
+    }
+}
+
+/// When clap could not parse the arguments, the log format still decides how the error is
+/// printed: look for `--log-format json` by hand.
+fn logging_from_raw(args: &[std::ffi::OsString]) -> LoggingSettings {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let option = args
+        .iter()
+        .position(|a| a == "--log-format")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--log-format=").map(String::from)));
+    logging_settings(option.as_deref(), &mut Vec::new())
 }
 
 /// Help and version are printed and end the run; any other clap error is an invalid option,
@@ -265,8 +340,7 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
 }
 
 /// Checks every option and reports all problems together.
-fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
-    let mut problems = Vec::new();
+fn validate(cli: Cli, matches: &ArgMatches, logging: LoggingSettings, mut problems: Vec<String>) -> Result<Invocation, Error> {
     let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
     let connection = ConnectionSettings::resolve(
         cli.connection,
@@ -345,15 +419,15 @@ fn validate(cli: Cli, matches: &ArgMatches) -> Result<Invocation, Error> {
                 })
             })
         }
+        // Printed by parse_from before validation.
+        Some(SubCommand::Completions { .. } | SubCommand::Man) => None,
     };
 
     match (connection, command) {
         (Some(connection), Some(command)) if problems.is_empty() => Ok(Invocation {
             command,
             connection,
-            logging: LoggingSettings {
-                ansi: std::io::stderr().is_terminal(),
-            },
+            logging,
             password_on_command_line,
         }),
         _ => Err(Error::InvalidOptions(problems)),

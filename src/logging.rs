@@ -1,4 +1,7 @@
-//! Logging, set up in one place: human-readable lines on stderr, coloured only on a terminal.
+//! Logging, set up in one place: on stderr, human-readable lines (coloured only on a terminal)
+//! or one JSON object per line; the final error of a failed run included.
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -7,31 +10,64 @@ use crate::error::Error;
 /// The environment variable holding a tracing filter (e.g. `debug`, `init_slate_db=trace`).
 pub const FILTER_ENV: &str = "INIT_SLATE_DB_LOG";
 
-/// refinery and tokio-postgres log every statement batch and server notice at info: too chatty
-/// for the user, who gets our own line per migration.
-const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn";
+/// The environment variable that sets the log format when `--log-format` is absent.
+pub const FORMAT_ENV: &str = "INIT_SLATE_DB_LOG_FORMAT";
+
+/// refinery, tokio-postgres and rustls log every statement batch, notice or handshake at info:
+/// too chatty for the user, who gets our own line per step.
+const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn,rustls=warn";
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line: timestamp, level, message, fields.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses a `--log-format` value.
+    pub fn parse(value: &str) -> Option<LogFormat> {
+        match value {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
 
 /// How to log.
 #[derive(Debug, Clone)]
 pub struct LoggingSettings {
-    /// Colour codes: only when stderr is a terminal.
+    /// Colour codes: only when stderr is a terminal (text only).
     pub ansi: bool,
+    /// Text or JSON.
+    pub format: LogFormat,
 }
+
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// Installs the global subscriber writing to stderr.
 pub fn init(settings: &LoggingSettings) {
-    let filter =
-        EnvFilter::try_from_env(FILTER_ENV).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(settings.ansi)
-        .with_target(false)
-        .try_init();
+    let _ = FORMAT.set(settings.format);
+    let filter = EnvFilter::try_from_env(FILTER_ENV).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.format {
+        LogFormat::Text => builder.with_ansi(settings.ansi).with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).try_init(),
+    };
 }
 
-/// Prints the final error: one `error:` line per problem on stderr.
+/// Prints the final error: one `error:` line per problem on stderr, or in JSON one `ERROR`
+/// object with the message and the exit code.
 pub fn report_error(error: &Error) {
+    if FORMAT.get() == Some(&LogFormat::Json) {
+        for line in error.to_string().lines() {
+            tracing::error!(exit_code = error.exit_code(), "{line}");
+        }
+        return;
+    }
     for line in error.to_string().lines() {
         eprintln!("error: {line}");
     }

@@ -2,12 +2,13 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let invocation = match init_slate_db::cli::parse() {
+    let parsed = init_slate_db::cli::parse();
+    init_slate_db::logging::init(&parsed.logging);
+    let invocation = match parsed.outcome {
         Ok(Some(invocation)) => invocation,
-        Ok(None) => return ExitCode::SUCCESS, // --help or --version was printed
+        Ok(None) => return ExitCode::SUCCESS, // help, version, completions or man page printed
         Err(error) => return init_slate_db::report_error(&error),
     };
-    init_slate_db::logging::init(&invocation.logging);
     match init_slate_db::run(invocation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => init_slate_db::report_error(&error),

@@ -81,6 +81,47 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The password of the `tls_only` role of [`Cluster::start_with_tls`].
+pub const TLS_ONLY_PASSWORD: &str = "tls-only-pw";
+
+fn chown_to_server_user(path: &Path) {
+    if running_as_root() {
+        let mut chown = Command::new("chown");
+        chown.arg("-R").arg("postgres").arg(path);
+        run_checked(chown, "chown");
+    }
+}
+
+/// A certificate authority made for one test.
+pub struct TestCa {
+    key: rcgen::KeyPair,
+    cert: rcgen::Certificate,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa { key, cert }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A server certificate and key (PEM) for `name`, signed by this CA.
+    pub fn issue(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
 /// One running throwaway cluster.
 pub struct Cluster {
     dir: TempDir,
@@ -104,76 +145,107 @@ impl Cluster {
 
     /// Starts a cluster with only the superuser (synchronous: for tests that need no client).
     pub fn start_bare() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("slate-test-pg.")
-            .tempdir()
-            .unwrap();
-        if running_as_root() {
-            run_checked(
-                {
-                    let mut c = Command::new("chown");
-                    c.arg("postgres").arg(dir.path());
-                    c
-                },
-                "chown",
-            );
-        }
+        let mut cluster = Cluster::init(&[]);
+        cluster.start_server(None);
+        cluster
+    }
+
+    /// Creates the cluster's data directory without starting it; `hba` lines go before
+    /// initdb's own in pg_hba.conf. The port is chosen now.
+    pub fn init(hba: &[&str]) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("slate-test-pg.").tempdir().unwrap();
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, format!("{SUPERUSER_PASSWORD}\n")).unwrap();
         std::fs::create_dir(dir.path().join("socket")).unwrap();
-        if running_as_root() {
-            run_checked(
-                {
-                    let mut c = Command::new("chown");
-                    c.arg("-R").arg("postgres").arg(dir.path());
-                    c
-                },
-                "chown",
-            );
-        }
+        chown_to_server_user(dir.path());
         let mut initdb = server_command("initdb");
         initdb
             .arg("-D")
             .arg(dir.path().join("data"))
-            .args([
-                "-U",
-                SUPERUSER,
-                "-A",
-                "scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-N",
-            ])
+            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
             .arg(format!("--pwfile={}", pwfile.display()));
         run_checked(initdb, "initdb");
         std::fs::remove_file(&pwfile).unwrap();
+        if !hba.is_empty() {
+            let path = dir.path().join("data/pg_hba.conf");
+            let existing = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{}\n{existing}", hba.join("\n"))).unwrap();
+        }
+        Cluster { dir, port: free_port() }
+    }
 
-        // A port picked free can be taken before the server binds it: try a few.
+    /// Starts the server; `extra` adds `-c` settings. A port picked free can be taken before
+    /// the server binds it: then another is tried (a test that told the port to the tool
+    /// already then fails, rarely and visibly).
+    pub fn start_server(&mut self, extra: Option<&str>) {
+        let mut log = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let mut pg_ctl = server_command("pg_ctl");
-            pg_ctl
-                .arg("-D")
-                .arg(dir.path().join("data"))
-                .arg("-l")
-                .arg(dir.path().join("server.log"))
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
-                    dir.path().join("socket").display()
-                ))
-                .arg("start")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if pg_ctl.status().map(|s| s.success()).unwrap_or(false) {
-                return Cluster { dir, port };
+            match self.start_server_on(self.port, extra) {
+                Ok(()) => return,
+                Err(server_log) => {
+                    log = server_log;
+                    self.port = free_port();
+                }
             }
         }
-        panic!(
-            "could not start PostgreSQL: {}",
-            std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
-        );
+        panic!("could not start PostgreSQL: {log}");
+    }
+
+    fn start_server_on(&self, port: u16, extra: Option<&str>) -> Result<(), String> {
+        let mut pg_ctl = server_command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 {}",
+                self.dir.path().join("socket").display(),
+                extra.unwrap_or("")
+            ))
+            .arg("start")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if pg_ctl.status().map(|s| s.success()).unwrap_or(false) {
+            Ok(())
+        } else {
+            Err(std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default())
+        }
+    }
+
+    /// A cluster with TLS on, its certificate signed by a CA made for the test and issued for
+    /// `localhost` only. The role `tls_only` (CREATEDB) may log in over TLS only.
+    pub async fn start_with_tls() -> (Cluster, TestCa) {
+        let mut cluster = Cluster::init(&[
+            "hostssl all tls_only 127.0.0.1/32 scram-sha-256",
+            "host all tls_only 127.0.0.1/32 reject",
+        ]);
+        let ca = TestCa::new("slate test CA");
+        let (cert, key) = ca.issue("localhost");
+        let data = cluster.dir.path().join("data");
+        std::fs::write(data.join("server.crt"), cert).unwrap();
+        std::fs::write(data.join("server.key"), key).unwrap();
+        chown_to_server_user(&data);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        cluster.start_server(Some("-c ssl=on"));
+        let admin = cluster.superuser_client("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE ROLE tls_only LOGIN CREATEDB PASSWORD '{TLS_ONLY_PASSWORD}'"))
+            .await
+            .unwrap();
+        (cluster, ca)
+    }
+
+    /// Writes `contents` to a file in the cluster's directory and returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
     }
 
     /// The Unix-socket directory.
@@ -289,11 +361,24 @@ pub fn tool() -> Command {
 
 /// Runs `command` to completion with a hard limit, so a hang fails the test instead of the CI.
 pub fn run(command: &mut Command) -> Outcome {
-    let child = command
+    run_with_stdin(command, None)
+}
+
+/// [`run`], with `input` on standard input.
+pub fn run_with_stdin(command: &mut Command, input: Option<&str>) -> Outcome {
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start init-slate-db");
+    if let Some(input) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
     let output = wait_with_limit(child, std::time::Duration::from_secs(120));
     Outcome { output }
 }

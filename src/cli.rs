@@ -275,7 +275,12 @@ where
     let logging = logging_settings(cli.common.log_format.as_deref(), &mut problems);
     let outcome = match &cli.command {
         Some(SubCommand::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut command(), "init-slate-db", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut command(),
+                "init-slate-db",
+                &mut std::io::stdout(),
+            );
             Ok(None)
         }
         Some(SubCommand::Man) => clap_mangen::Man::new(command())
@@ -296,7 +301,9 @@ fn logging_settings(option: Option<&str>, problems: &mut Vec<String>) -> Logging
         (None, None) => ("text".to_string(), ""),
     };
     let format = LogFormat::parse(&value).unwrap_or_else(|| {
-        problems.push(format!("{from} {value:?} is invalid: it must be \"text\" or \"json\""));
+        problems.push(format!(
+            "{from} {value:?} is invalid: it must be \"text\" or \"json\""
+        ));
         LogFormat::Text
     });
     LoggingSettings {
@@ -308,12 +315,18 @@ fn logging_settings(option: Option<&str>, problems: &mut Vec<String>) -> Logging
 /// When clap could not parse the arguments, the log format still decides how the error is
 /// printed: look for `--log-format json` by hand.
 fn logging_from_raw(args: &[std::ffi::OsString]) -> LoggingSettings {
-    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let option = args
         .iter()
         .position(|a| a == "--log-format")
         .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--log-format=").map(String::from)));
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--log-format=").map(String::from))
+        });
     logging_settings(option.as_deref(), &mut Vec::new())
 }
 
@@ -340,7 +353,12 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
 }
 
 /// Checks every option and reports all problems together.
-fn validate(cli: Cli, matches: &ArgMatches, logging: LoggingSettings, mut problems: Vec<String>) -> Result<Invocation, Error> {
+fn validate(
+    cli: Cli,
+    matches: &ArgMatches,
+    logging: LoggingSettings,
+    mut problems: Vec<String>,
+) -> Result<Invocation, Error> {
     let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
     let connection = ConnectionSettings::resolve(
         cli.connection,

@@ -18,7 +18,7 @@ use tokio_postgres::{Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info_span, warn, Instrument};
 
-use crate::error::Error;
+use crate::error::{ConnectFailure, Error};
 use crate::pg::PgFailure;
 use crate::pgpass;
 use crate::tls::{self, RootCerts, SslMode};
@@ -678,13 +678,13 @@ impl Connector {
                 database: database.into(),
             };
         }
-        Error::Connect {
+        Error::Connect(Box::new(ConnectFailure {
             endpoint: self.settings.endpoint(),
             user: self.user.clone(),
             database: database.into(),
             transport: self.settings.transport(),
             failure,
-        }
+        }))
     }
 }
 

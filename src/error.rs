@@ -33,6 +33,18 @@ pub mod exit_code {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// A failed connection: where, as whom, how secured, and what happened.
+#[derive(Debug, thiserror::Error)]
+#[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\", {transport}): {failure}")]
+pub struct ConnectFailure {
+    pub endpoint: String,
+    pub user: String,
+    pub database: String,
+    /// `sslmode X` or `Unix socket`.
+    pub transport: String,
+    pub failure: PgFailure,
+}
+
 /// Everything that can end a run early. Messages are written for the person running the tool:
 /// what failed, where, what PostgreSQL said, and what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -44,17 +56,8 @@ pub enum Error {
     #[error("database \"{database}\" already exists on {endpoint}; it was left untouched (choose another --new-database, or drop it first)")]
     DatabaseExists { database: String, endpoint: String },
 
-    #[error(
-        "could not connect to {endpoint} as user \"{user}\" (database \"{database}\", {transport}): {failure}"
-    )]
-    Connect {
-        endpoint: String,
-        user: String,
-        database: String,
-        /// `sslmode X` or `Unix socket`.
-        transport: String,
-        failure: PgFailure,
-    },
+    #[error("{0}")]
+    Connect(Box<ConnectFailure>),
 
     #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; pass --password-stdin, set PGPASSWORD, add it to ~/.pgpass, or run in a terminal to be prompted")]
     PasswordRequired {
@@ -112,7 +115,7 @@ impl Error {
         match self {
             Error::InvalidOptions(_) => exit_code::INVALID_OPTIONS,
             Error::DatabaseExists { .. } => exit_code::DATABASE_EXISTS,
-            Error::Connect { .. }
+            Error::Connect(_)
             | Error::PasswordRequired { .. }
             | Error::ConnectTimeout { .. } => exit_code::CONNECTION,
             Error::MissingPrivilege(_) => exit_code::PRIVILEGE,

@@ -51,11 +51,22 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 /// Installs the global subscriber writing to stderr.
 pub fn init(settings: &LoggingSettings) {
     let _ = FORMAT.set(settings.format);
-    let filter = EnvFilter::try_from_env(FILTER_ENV).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env(FILTER_ENV).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match settings.format {
-        LogFormat::Text => builder.with_ansi(settings.ansi).with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(settings.ansi)
+            .with_target(false)
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
     };
 }
 

@@ -87,9 +87,11 @@ pub fn client_config(mode: SslMode, roots: Option<&RootCerts>) -> Result<ClientC
         (SslMode::VerifyCa, Some(roots)) | (SslMode::Require, Some(roots)) => {
             Arc::new(IgnoreHostName(webpki_verifier(roots, provider)?))
         }
-        (SslMode::VerifyCa | SslMode::VerifyFull, None) => return Err(format!(
+        (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+            return Err(format!(
             "sslmode {mode} needs trusted root certificates: pass --sslrootcert FILE (or system)"
-        )),
+        ))
+        }
         _ => Arc::new(EncryptOnly(provider)),
     };
     Ok(builder

@@ -147,3 +147,237 @@ async fn missing_maintenance_database_is_a_connection_error() {
         outcome.stderr()
     );
 }
+
+fn write_passfile(cluster: &Cluster, contents: &str, mode: u32) -> std::path::PathBuf {
+    let path = cluster.write_file("pgpass", contents);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    path
+}
+
+#[tokio::test]
+async fn pgpass_supplies_the_password_with_libpq_matching() {
+    let cluster = Cluster::start().await;
+    let escaped = support::SUPERUSER_PASSWORD
+        .replace('\\', "\\\\")
+        .replace(':', "\\:");
+    let passfile = write_passfile(
+        &cluster,
+        &format!("# first line does not match the port\n127.0.0.1:1:*:{SUPERUSER}:wrong\n127.0.0.1:{}:*:{SUPERUSER}:{escaped}\n", cluster.port),
+        0o600,
+    );
+    let outcome = run(cluster
+        .tool_as(SUPERUSER, None)
+        .args(["-n", "from_pgpass", "-t", "destination"])
+        .env("PGPASSFILE", &passfile));
+    outcome.assert_code(0);
+    assert!(cluster.database_exists("from_pgpass").await);
+}
+
+#[tokio::test]
+async fn pgpass_readable_by_others_is_ignored_with_a_warning() {
+    let cluster = Cluster::start().await;
+    let passfile = write_passfile(
+        &cluster,
+        &format!("*:*:*:*:{}\n", support::SUPERUSER_PASSWORD),
+        0o644,
+    );
+    let outcome = run(cluster
+        .tool_as(SUPERUSER, None)
+        .args(["-n", "ignored", "-t", "destination"])
+        .env("PGPASSFILE", &passfile));
+    outcome.assert_code(4);
+    assert!(
+        outcome
+            .stderr()
+            .contains("password file has group or world access"),
+        "{}",
+        outcome.stderr()
+    );
+    assert!(outcome.error_lines()[0].contains("asks for a password"));
+}
+
+#[tokio::test]
+async fn url_supplies_settings_and_explicit_options_override_it() {
+    let cluster = Cluster::start().await;
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The URL names a closed port; --port wins over it.
+    let url = format!(
+        "postgresql://{SUPERUSER}@127.0.0.1:{closed_port}/postgres?application_name=from-url"
+    );
+    let outcome = run(support::tool()
+        .args([
+            "--url",
+            &url,
+            "--port",
+            &cluster.port.to_string(),
+            "-n",
+            "url_db",
+            "-t",
+            "destination",
+        ])
+        .env("PGPASSWORD", support::SUPERUSER_PASSWORD));
+    outcome.assert_code(0);
+    // The URL wins over PG* variables; DATABASE_URL works as --url.
+    let url = format!("host=127.0.0.1 port={} user={SUPERUSER}", cluster.port);
+    let outcome = run(support::tool()
+        .args(["-n", "env_url_db", "-t", "destination"])
+        .env("DATABASE_URL", &url)
+        .env("PGPORT", closed_port.to_string())
+        .env("PGUSER", "nobody")
+        .env("PGPASSWORD", support::SUPERUSER_PASSWORD));
+    outcome.assert_code(0);
+    assert!(cluster.database_exists("env_url_db").await);
+    // The URL's database is the one connected to first.
+    let url = format!(
+        "postgresql://{SUPERUSER}@127.0.0.1:{}/no_such_maintenance_db",
+        cluster.port
+    );
+    let outcome = run(support::tool()
+        .args(["--url", &url, "-n", "y", "-t", "destination"])
+        .env("PGPASSWORD", support::SUPERUSER_PASSWORD));
+    outcome.assert_code(4);
+    assert!(
+        outcome.error_lines()[0].contains("database \"no_such_maintenance_db\""),
+        "{}",
+        outcome.stderr()
+    );
+}
+
+#[tokio::test]
+async fn password_stdin_reads_the_password_and_strips_one_newline() {
+    let cluster = Cluster::start().await;
+    let outcome = support::run_with_stdin(
+        cluster.tool_as(SUPERUSER, None).args([
+            "--password-stdin",
+            "-n",
+            "piped",
+            "-t",
+            "destination",
+        ]),
+        Some(&format!("{}\n", support::SUPERUSER_PASSWORD)),
+    );
+    outcome.assert_code(0);
+    assert!(cluster.database_exists("piped").await);
+}
+
+#[tokio::test]
+async fn wait_retries_until_a_server_starts_a_few_seconds_later() {
+    let mut cluster = Cluster::init(&[]);
+    let port = cluster.port;
+    let child = support::tool()
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--user",
+            SUPERUSER,
+            "--wait",
+            "60",
+        ])
+        .args(["-n", "waited", "-t", "destination"])
+        .env("PGPASSWORD", support::SUPERUSER_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.start_server(None);
+    assert_eq!(cluster.port, port, "the server had to move to another port");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("server not ready, retrying"), "{stderr}");
+    assert!(cluster.database_exists("waited").await);
+}
+
+#[tokio::test]
+async fn json_log_lines_parse_and_carry_no_secret() {
+    let cluster = Cluster::start().await;
+    let ok =
+        run(cluster
+            .tool()
+            .args(["--log-format", "json", "-n", "json_logged", "-t", "source"]));
+    ok.assert_code(0);
+    let failed = run(cluster
+        .tool_as(SUPERUSER, Some("wrong secret pw"))
+        .args(["-n", "nope", "-t", "source"])
+        .env("INIT_SLATE_DB_LOG_FORMAT", "json"));
+    failed.assert_code(4);
+    for outcome in [&ok, &failed] {
+        let stderr = outcome.stderr();
+        assert!(
+            !stderr.contains("super secret") && !stderr.contains("wrong secret pw"),
+            "{stderr}"
+        );
+        for line in stderr.lines() {
+            let object: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            for key in ["timestamp", "level", "message"] {
+                assert!(object.get(key).is_some(), "{key} missing: {line}");
+            }
+        }
+    }
+    let last: serde_json::Value =
+        serde_json::from_str(failed.stderr().lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["exit_code"], 4);
+    assert!(last["message"]
+        .as_str()
+        .unwrap()
+        .contains("password authentication failed"));
+}
+
+#[tokio::test]
+async fn sessions_are_named_init_slate_db_or_pgappname() {
+    let cluster = Cluster::start().await;
+    run(cluster.tool().args(["-n", "named", "-t", "destination"])).assert_code(0);
+    let admin = cluster.superuser_client("named").await;
+    // Hold the lock so the tool's session stays open long enough to be seen.
+    admin
+        .batch_execute("SELECT pg_advisory_lock(334462, hashtext('migrate'))")
+        .await
+        .unwrap();
+    for (appname, expected) in [
+        (None, "init-slate-db"),
+        (Some("ci-provisioner"), "ci-provisioner"),
+    ] {
+        let mut command = cluster.tool();
+        command.args(["migrate", "-d", "named", "--lock-timeout", "20"]);
+        if let Some(appname) = appname {
+            command.env("PGAPPNAME", appname);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..100 {
+            let count: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&expected],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if count > 0 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen, "no session named {expected}");
+    }
+}

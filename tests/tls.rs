@@ -8,7 +8,14 @@ use support::{run, Cluster, Outcome, TestCa, TLS_ONLY_PASSWORD};
 /// A dry run as `tls_only` (a role the server admits over TLS only) with the given options.
 fn dry_run_as_tls_only(cluster: &Cluster, host: &str, tls_options: &[&str]) -> Outcome {
     run(support::tool()
-        .args(["--host", host, "--port", &cluster.port.to_string(), "--user", "tls_only"])
+        .args([
+            "--host",
+            host,
+            "--port",
+            &cluster.port.to_string(),
+            "--user",
+            "tls_only",
+        ])
         .args(tls_options)
         .args(["-n", "tls_checked", "-t", "destination", "--dry-run"])
         .env("PGPASSWORD", TLS_ONLY_PASSWORD))
@@ -32,9 +39,18 @@ async fn verify_full_accepts_the_right_host_name_and_refuses_another() {
     let (cluster, ca) = Cluster::start_with_tls().await;
     let root = cluster.write_file("root.crt", &ca.pem());
     let root = root.to_str().unwrap();
-    dry_run_as_tls_only(&cluster, "localhost", &["--sslmode", "verify-full", "--sslrootcert", root]).assert_code(0);
+    dry_run_as_tls_only(
+        &cluster,
+        "localhost",
+        &["--sslmode", "verify-full", "--sslrootcert", root],
+    )
+    .assert_code(0);
     // The certificate names localhost, not 127.0.0.1.
-    let outcome = dry_run_as_tls_only(&cluster, "127.0.0.1", &["--sslmode", "verify-full", "--sslrootcert", root]);
+    let outcome = dry_run_as_tls_only(
+        &cluster,
+        "127.0.0.1",
+        &["--sslmode", "verify-full", "--sslrootcert", root],
+    );
     outcome.assert_code(4);
     let error = &outcome.error_lines()[0];
     assert!(error.contains("sslmode verify-full"), "{error}");
@@ -45,11 +61,30 @@ async fn verify_full_accepts_the_right_host_name_and_refuses_another() {
 async fn verify_ca_checks_the_issuer_but_not_the_host_name() {
     let (cluster, ca) = Cluster::start_with_tls().await;
     let root = cluster.write_file("root.crt", &ca.pem());
-    dry_run_as_tls_only(&cluster, "127.0.0.1", &["--sslmode", "verify-ca", "--sslrootcert", root.to_str().unwrap()]).assert_code(0);
+    dry_run_as_tls_only(
+        &cluster,
+        "127.0.0.1",
+        &[
+            "--sslmode",
+            "verify-ca",
+            "--sslrootcert",
+            root.to_str().unwrap(),
+        ],
+    )
+    .assert_code(0);
 
     let stranger = TestCa::new("some other CA");
     let wrong_root = cluster.write_file("other.crt", &stranger.pem());
-    let outcome = dry_run_as_tls_only(&cluster, "127.0.0.1", &["--sslmode", "verify-ca", "--sslrootcert", wrong_root.to_str().unwrap()]);
+    let outcome = dry_run_as_tls_only(
+        &cluster,
+        "127.0.0.1",
+        &[
+            "--sslmode",
+            "verify-ca",
+            "--sslrootcert",
+            wrong_root.to_str().unwrap(),
+        ],
+    );
     outcome.assert_code(4);
     let error = &outcome.error_lines()[0];
     assert!(error.contains("sslmode verify-ca"), "{error}");
@@ -66,11 +101,26 @@ async fn sslmode_and_root_certificate_come_from_the_url_and_the_environment() {
         root.display()
     );
     run(support::tool()
-        .args(["--url", &url, "-n", "via_url", "-t", "destination", "--dry-run"])
+        .args([
+            "--url",
+            &url,
+            "-n",
+            "via_url",
+            "-t",
+            "destination",
+            "--dry-run",
+        ])
         .env("PGPASSWORD", TLS_ONLY_PASSWORD))
     .assert_code(0);
     let outcome = run(support::tool()
-        .args(["--host", "127.0.0.1", "--port", &cluster.port.to_string(), "--user", "tls_only"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &cluster.port.to_string(),
+            "--user",
+            "tls_only",
+        ])
         .args(["-n", "via_env", "-t", "destination", "--dry-run"])
         .env("PGPASSWORD", TLS_ONLY_PASSWORD)
         .env("PGSSLMODE", "verify-full")
@@ -82,12 +132,29 @@ async fn sslmode_and_root_certificate_come_from_the_url_and_the_environment() {
 #[tokio::test]
 async fn require_against_a_server_without_tls_fails_and_prefer_falls_back() {
     let cluster = Cluster::start().await;
-    let outcome = run(cluster.tool().args(["--sslmode", "require", "-n", "x", "-t", "destination", "--dry-run"]));
+    let outcome = run(cluster.tool().args([
+        "--sslmode",
+        "require",
+        "-n",
+        "x",
+        "-t",
+        "destination",
+        "--dry-run",
+    ]));
     outcome.assert_code(4);
     let error = &outcome.error_lines()[0];
     assert!(error.contains("sslmode require"), "{error}");
     assert!(error.contains("server does not support TLS"), "{error}");
-    run(cluster.tool().args(["--sslmode", "prefer", "-n", "x", "-t", "destination", "--dry-run"])).assert_code(0);
+    run(cluster.tool().args([
+        "--sslmode",
+        "prefer",
+        "-n",
+        "x",
+        "-t",
+        "destination",
+        "--dry-run",
+    ]))
+    .assert_code(0);
 }
 
 #[test]
@@ -107,5 +174,10 @@ fn unreadable_root_certificate_is_an_invalid_option() {
         "source",
     ]));
     outcome.assert_code(2);
-    assert!(outcome.error_lines()[0].contains("cannot read root certificate file /nonexistent/root.crt"), "{}", outcome.stderr());
+    assert!(
+        outcome.error_lines()[0]
+            .contains("cannot read root certificate file /nonexistent/root.crt"),
+        "{}",
+        outcome.stderr()
+    );
 }

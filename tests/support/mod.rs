@@ -103,7 +103,9 @@ impl TestCa {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         let cert = params.self_signed(&key).unwrap();
         TestCa { key, cert }
     }
@@ -153,7 +155,10 @@ impl Cluster {
     /// Creates the cluster's data directory without starting it; `hba` lines go before
     /// initdb's own in pg_hba.conf. The port is chosen now.
     pub fn init(hba: &[&str]) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("slate-test-pg.").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("slate-test-pg.")
+            .tempdir()
+            .unwrap();
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, format!("{SUPERUSER_PASSWORD}\n")).unwrap();
         std::fs::create_dir(dir.path().join("socket")).unwrap();
@@ -162,7 +167,16 @@ impl Cluster {
         initdb
             .arg("-D")
             .arg(dir.path().join("data"))
-            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()));
         run_checked(initdb, "initdb");
         std::fs::remove_file(&pwfile).unwrap();
@@ -171,7 +185,10 @@ impl Cluster {
             let existing = std::fs::read_to_string(&path).unwrap();
             std::fs::write(&path, format!("{}\n{existing}", hba.join("\n"))).unwrap();
         }
-        Cluster { dir, port: free_port() }
+        Cluster {
+            dir,
+            port: free_port(),
+        }
     }
 
     /// Starts the server; `extra` adds `-c` settings. A port picked free can be taken before
@@ -230,12 +247,18 @@ impl Cluster {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
         }
         cluster.start_server(Some("-c ssl=on"));
         let admin = cluster.superuser_client("postgres").await;
         admin
-            .batch_execute(&format!("CREATE ROLE tls_only LOGIN CREATEDB PASSWORD '{TLS_ONLY_PASSWORD}'"))
+            .batch_execute(&format!(
+                "CREATE ROLE tls_only LOGIN CREATEDB PASSWORD '{TLS_ONLY_PASSWORD}'"
+            ))
             .await
             .unwrap();
         (cluster, ca)

@@ -115,9 +115,9 @@ impl Error {
         match self {
             Error::InvalidOptions(_) => exit_code::INVALID_OPTIONS,
             Error::DatabaseExists { .. } => exit_code::DATABASE_EXISTS,
-            Error::Connect(_)
-            | Error::PasswordRequired { .. }
-            | Error::ConnectTimeout { .. } => exit_code::CONNECTION,
+            Error::Connect(_) | Error::PasswordRequired { .. } | Error::ConnectTimeout { .. } => {
+                exit_code::CONNECTION
+            }
             Error::MissingPrivilege(_) => exit_code::PRIVILEGE,
             Error::Initialization { .. } => exit_code::INITIALIZATION,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,

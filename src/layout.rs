@@ -48,6 +48,8 @@ const SOURCE: &[MigrationFile] = &[
     migration_file!("source", "V4__restore_events"),
     migration_file!("source", "V5__event_triggers"),
     migration_file!("source", "V6__restore_events_quoted_connection"),
+    migration_file!("source", "V7__insert_events_parse_before_lock"),
+    migration_file!("source", "V8__notify_per_statement_with_large_events"),
 ];
 
 const DESTINATION: &[MigrationFile] = &[EVENTS_TABLE];
@@ -74,6 +76,8 @@ const SOURCE_CATALOG: &[&str] = &[
     catalog_snapshot!("source", "4"),
     catalog_snapshot!("source", "5"),
     catalog_snapshot!("source", "6"),
+    catalog_snapshot!("source", "7"),
+    catalog_snapshot!("source", "8"),
 ];
 
 const DESTINATION_CATALOG: &[&str] = &[catalog_snapshot!("destination", "1")];

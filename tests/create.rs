@@ -131,7 +131,7 @@ async fn replicator_sees_one_routine_per_name_and_two_check_trigger_rows() {
         [
             "check_sql_command DELETE BEFORE STATEMENT",
             "check_sql_command UPDATE BEFORE STATEMENT",
-            "notify_insert INSERT AFTER ROW",
+            "notify_insert INSERT AFTER STATEMENT",
         ]
     );
     let truncate_trigger: bool = client

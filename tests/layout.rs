@@ -20,6 +20,18 @@ const PINNED: &[(Layout, i32, &str, u64)] = &[
         "restore_events_quoted_connection",
         12368680991499647696,
     ),
+    (
+        Layout::Source,
+        7,
+        "insert_events_parse_before_lock",
+        613110600791998762,
+    ),
+    (
+        Layout::Source,
+        8,
+        "notify_per_statement_with_large_events",
+        2105254151371261219,
+    ),
     (Layout::Destination, 1, "events_table", 3149701040799298330),
 ];
 

@@ -88,5 +88,8 @@ async fn createdb_only_role_may_create_a_source_when_the_template_has_dblink() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 6);
+    assert_eq!(
+        applied,
+        i64::from(init_slate_db::layout::Layout::Source.latest_version())
+    );
 }

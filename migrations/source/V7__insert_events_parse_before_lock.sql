@@ -2,21 +2,21 @@
 -- argument text, checks, error messages and hints, consecutive gapless ids, one timestamp per
 -- call, and the id lock held until the caller commits.
 --
--- The original took an ACCESS EXCLUSIVE lock on `id` first and then scanned the whole VALUES
--- text with two regular expressions while every other writer waited. Here the text is scanned
--- and checked first; the serialized section starts at `UPDATE id ... RETURNING`, whose row lock
--- serializes writers just as well and is held until commit.
+-- The original took an ACCESS EXCLUSIVE lock on `id` first, then scanned the whole VALUES text
+-- with two regular expressions and had the server parse the INSERT (every event's JSON
+-- included) while every other writer waited. Here the text is scanned and checked, and the
+-- INSERT prepared (parsed and analyzed), first; the serialized section is only
+-- `UPDATE id ... RETURNING`, whose row lock serializes writers just as well and is held until
+-- commit, and the execution of the prepared INSERT.
 CREATE OR REPLACE FUNCTION insert_events(insertValues text)
 RETURNS integer AS $$
 DECLARE
-ts timestamp with time zone;
 startId bigint;
 nextStartId bigint;
 idxs bigint[];
 ids bigint[];
 lastIdx bigint;
 idx bigint;
-rowsInserted bigint;
 countRows bigint;
 maxIndex bigint;
 tsCount bigint;
@@ -48,13 +48,21 @@ END IF;
 IF countRows != tsCount THEN
 RAISE EXCEPTION 'Number of rows to be inserted (%) does not match number of rows with a ts substitution parameter (%)', countRows, tsCount USING HINT = 'ts column parameter substitution value for row to be inserted must be "$2"';
 END IF;
+-- A statement left prepared by a call that failed half-way (PREPARE is not transactional).
+IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = 'slate_insert_events') THEN
+EXECUTE 'DEALLOCATE slate_insert_events';
+END IF;
+EXECUTE 'PREPARE slate_insert_events(bigint[], timestamp with time zone) AS INSERT INTO events (id, ts, event) VALUES ' || insertValues;
 -- The serialized section: this row lock is held until the caller commits.
 UPDATE id SET id = id + countRows RETURNING id INTO nextStartId;
 startId := nextStartId - countRows;
-ts := transaction_timestamp();
+-- SQL EXECUTE takes no bind parameters: the ids go in as an array literal, and the timestamp
+-- is the transaction's, as before.
 ids := ARRAY(SELECT generate_series(startId, nextStartId - 1));
-EXECUTE 'INSERT INTO events (id, ts, event) VALUES ' || insertValues USING ids, ts;
-GET DIAGNOSTICS rowsInserted = ROW_COUNT;
-RETURN rowsInserted;
+EXECUTE format('EXECUTE slate_insert_events(%L::bigint[], transaction_timestamp())', ids);
+EXECUTE 'DEALLOCATE slate_insert_events';
+-- SQL EXECUTE reports no row count to PL/pgSQL. The checks above make every row carry one
+-- $1[n], so the INSERT inserted countRows rows.
+RETURN countRows;
 END;
 $$ LANGUAGE plpgsql;

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The write path, measured: events per second through
+#   ours      insert_events as init-slate-db installs it (source V1-V8)
+#   original  the spec's insert_events and per-row NOTIFY trigger (source V1-V6, where V3 and V5
+#             are the original's SQL), kept only as the baseline
+#   floor     the least work the contract needs, by hand, on the same layout as ours: one
+#             statement (one round trip) that takes the id row lock with UPDATE id SET id = id + n
+#             RETURNING and inserts the n rows with those ids and one timestamp in a multi-row
+#             INSERT (NOTIFY trigger in place)
+#   raw       a multi-row INSERT into an events table with a bigserial id and no trigger
+#             (no gapless guarantee): what the contract costs
+# at each batch size (events per call), client count, with and without a LISTEN session,
+# against a throwaway cluster it starts itself. Variants run back to back inside each cell,
+# so they share the machine's noise. After every run the ids are checked to be 1..count with
+# no gap. Prints every run as CSV and a table of medians (events/s).
+#
+#   bench/write.sh [--duration S] [--runs N] [--batches "1 10 100 1000"] [--clients "1 2 4 8"]
+#                  [--listen "off on"] [--csv FILE]
+#   BENCH_PROFILE=dev bench/write.sh --duration 1 --runs 1 --batches 10 --clients 2 --listen on
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=5 runs=3 batches="1 10 100 1000" clients_list="1 2 4 8" listen_modes="off on" csv=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --batches) batches=$2; shift 2 ;;
+    --clients) clients_list=$2; shift 2 ;;
+    --listen) listen_modes=$2; shift 2 ;;
+    --csv) csv=$2; shift 2 ;;
+    *) echo "bench/write.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+variants="floor ours original raw"
+
+profile=${BENCH_PROFILE:-release}
+cargo build --profile "$profile" --quiet
+tool=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/init-slate-db
+command -v pgbench >/dev/null || { echo "bench/write.sh: pgbench not found (apt-get install postgresql-client)" >&2; exit 1; }
+
+eval "$(scripts/throwaway-postgres.sh start)"
+work=$(mktemp -d)
+listener_pid=""
+cleanup() {
+  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
+  scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# The four databases.
+"$tool" -n w_ours -t source >/dev/null 2>&1
+"$tool" -n w_floor -t source >/dev/null 2>&1
+createdb w_original
+cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
+createdb w_raw
+psql_q -1 -d w_raw -f migrations/shared/V1__events_table.sql >/dev/null
+psql_q -d w_raw -c "CREATE SEQUENCE events_id_seq OWNED BY events.id; ALTER TABLE events ALTER id SET DEFAULT nextval('events_id_seq')"
+
+# About 200 bytes of JSON per event, carrying the indexed keys.
+event() {
+  printf '{"entityName":"Order","entityId":"order-%06d","operation":"update","propertyName":"status","value":"shipped-to-warehouse-%04d","metadata":{"command":"ship-order","user":"bench-user","correlationId":"c0ffee-%08d"}}' "$1" "$1" "$1"
+}
+
+# pgbench scripts per variant and batch size.
+for b in $batches; do
+  values="" floor_values="" raw_values=""
+  for i in $(seq 1 "$b"); do
+    e=$(event "$i")
+    sep=$([ "$i" -gt 1 ] && echo "," || true)
+    values+="$sep(\$1[$i], \$2, '$e')"
+    floor_values+="$sep($i, '$e')"
+    raw_values+="$sep(now(), '$e')"
+  done
+  printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours_$b.sql"
+  cp "$work/ours_$b.sql" "$work/original_$b.sql"
+  printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
+  printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
+done
+
+reset_db() {
+  # Triggers off for this session only: check_sql_command refuses TRUNCATE.
+  psql_q -d "w_$1" -c "SET session_replication_role = replica; TRUNCATE events; $([ "$1" = raw ] && echo "ALTER SEQUENCE events_id_seq RESTART" || echo "UPDATE id SET id = 1");" >/dev/null
+  psql_q -d "w_$1" -c "VACUUM ANALYZE events" -c "CHECKPOINT" >/dev/null
+}
+
+start_listener() {
+  # A session that LISTENs and keeps reading, as a replicator would.
+  ( echo "LISTEN eventsinsert;"; while sleep 0.05; do echo "SELECT 1;"; done ) | psql -X -q -d "w_$1" >/dev/null 2>&1 &
+  listener_pid=$!
+  sleep 0.3
+}
+
+stop_listener() {
+  [ -n "$listener_pid" ] && { kill "$listener_pid" 2>/dev/null || true; wait "$listener_pid" 2>/dev/null || true; }
+  pkill -f "psql -X -q -d w_" 2>/dev/null || true
+  listener_pid=""
+}
+
+check_gapless() {
+  local v=$1 result
+  result=$(psql -X -At -d "w_$v" -c "SELECT count(*), COALESCE(min(id), 0), COALESCE(max(id), 0), $([ "$v" = raw ] && echo 0 || echo '(SELECT id FROM id)') FROM events")
+  IFS='|' read -r count min max next <<< "$result"
+  if [ "$v" != raw ] && { [ "$count" != "$max" ] || [ "$min" != 1 ] || [ "$next" != $((max + 1)) ]; }; then
+    echo "bench/write.sh: $v: ids are not 1..$count without gaps (min $min, max $max, next $next)" >&2
+    exit 1
+  fi
+  echo "$count"
+}
+
+results="$work/results.csv"
+echo "variant,batch,clients,listen,run,events_per_s,tps,events" > "$results"
+for run in $(seq 1 "$runs"); do
+  for b in $batches; do
+    for c in $clients_list; do
+      for l in $listen_modes; do
+        for v in $variants; do
+          [ "$v" = raw ] && [ "$l" = on ] && continue   # raw has no trigger: nothing to listen to
+          reset_db "$v"
+          [ "$l" = on ] && start_listener "$v"
+          out=$(pgbench -n -M simple -f "$work/${v}_$b.sql" -c "$c" -j "$c" -T "$duration" "w_$v" 2>&1) || { echo "$out" >&2; exit 1; }
+          stop_listener
+          tps=$(echo "$out" | awk '/^tps = / {print $3; exit}')
+          count=$(check_gapless "$v")
+          eps=$(awk "BEGIN {printf \"%.0f\", $tps * $b}")
+          echo "$v,$b,$c,$l,$run,$eps,$tps,$count" | tee -a "$results"
+        done
+      done
+    done
+  done
+done
+
+[ -n "$csv" ] && cp "$results" "$csv"
+
+# Medians per cell, variants side by side.
+python3 - "$results" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+cells = {}
+for r in rows:
+    cells.setdefault((int(r["batch"]), int(r["clients"]), r["listen"]), {}).setdefault(r["variant"], []).append(float(r["events_per_s"]))
+print()
+print("| batch | clients | LISTEN | floor | ours | original | raw | ours / floor | ours / original |")
+print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for (b, c, l), v in sorted(cells.items()):
+    med = {k: statistics.median(x) for k, x in v.items()}
+    fmt = lambda k: f"{med[k]:,.0f}" if k in med else "-"
+    ratio = lambda a, d: f"{med[a] / med[d]:.2f}" if a in med and d in med and med[d] else "-"
+    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'original')} |")
+PY

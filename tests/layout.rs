@@ -24,7 +24,7 @@ const PINNED: &[(Layout, i32, &str, u64)] = &[
         Layout::Source,
         7,
         "insert_events_parse_before_lock",
-        14221802794136554495,
+        9771406837633688135,
     ),
     (
         Layout::Source,

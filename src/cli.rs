@@ -15,7 +15,10 @@ use crate::layout::Layout;
 use crate::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
 use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
+use crate::restore::RestoreSettings;
 use crate::status::StatusSettings;
+use crate::tls::SslMode;
+use secrecy::SecretString;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -73,6 +76,9 @@ pub enum SubCommand {
     Migrate(MigrateArgs),
     /// Put a database made by the original Node.js init-slate-db under migration control
     Adopt(AdoptArgs),
+    /// Rebuild a source database from a backup (a destination kept by the replicator) in one
+    /// verified transaction
+    Restore(RestoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -184,6 +190,55 @@ pub struct AdoptArgs {
     pub dry_run: bool,
 }
 
+/// Options of `restore`.
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The source database to create and restore into (required)
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub new_database: Option<String>,
+
+    /// Restore into an existing source database that is freshly initialized (no events, id 1)
+    #[arg(long)]
+    pub into_existing: bool,
+
+    /// Backup server: host name, IP address or Unix-socket directory (required)
+    #[arg(long, value_name = "NAME")]
+    pub from_host: Option<String>,
+
+    /// Backup server port [default: 5432]
+    #[arg(long, value_name = "PORT")]
+    pub from_port: Option<String>,
+
+    /// Backup database (required)
+    #[arg(long, value_name = "NAME")]
+    pub from_database: Option<String>,
+
+    /// Backup user [default: the target's user]
+    #[arg(long, value_name = "NAME")]
+    pub from_user: Option<String>,
+
+    /// Backup password; else INIT_SLATE_DB_FROM_PASSWORD, the password file, or a prompt
+    #[arg(
+        long,
+        env = "INIT_SLATE_DB_FROM_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub from_password: Option<String>,
+
+    /// TLS mode for the backup connection [default: the target's]
+    #[arg(long, value_name = "MODE")]
+    pub from_sslmode: Option<String>,
+
+    /// Database to connect to for CREATE DATABASE
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
+
+    /// Check the backup and the target and show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Output on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -215,6 +270,8 @@ pub enum Command {
     Migrate(MigrateSettings),
     /// Adopt a database made by the original tool.
     Adopt(AdoptSettings),
+    /// Restore a source from a backup (boxed: it carries a second set of connection settings).
+    Restore(Box<RestoreSettings>),
 }
 
 impl Invocation {
@@ -437,6 +494,15 @@ fn validate(
                 })
             })
         }
+        Some(SubCommand::Restore(args)) => validate_restore(
+            args,
+            connection.as_ref(),
+            url_database,
+            format,
+            lock_timeout,
+            &mut problems,
+        )
+        .map(|settings| Command::Restore(Box::new(settings))),
         // Printed by parse_from before validation.
         Some(SubCommand::Completions { .. } | SubCommand::Man) => None,
     };
@@ -507,6 +573,96 @@ fn validate_create(
         maintenance_db,
         keep_on_failure: args.keep_on_failure,
         if_not_exists: args.if_not_exists,
+        lock_timeout,
+        format,
+    })
+}
+
+fn validate_restore(
+    args: RestoreArgs,
+    target: Option<&ConnectionSettings>,
+    url_database: Option<&str>,
+    format: OutputFormat,
+    lock_timeout: Duration,
+    problems: &mut Vec<String>,
+) -> Option<RestoreSettings> {
+    let new_database = match args.new_database.as_deref() {
+        None => {
+            problems.push(
+                "--new-database <NAME> is required: the source database to restore into".into(),
+            );
+            None
+        }
+        Some(name) => Identifier::parse(name)
+            .map_err(|why| {
+                problems.push(format!(
+                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
+                ))
+            })
+            .ok(),
+    };
+    let from_host = args.from_host.filter(|h| !h.is_empty());
+    if from_host.is_none() {
+        problems.push("--from-host <NAME> is required: the server of the backup database".into());
+    }
+    let from_database = args.from_database.filter(|d| !d.is_empty());
+    if from_database.is_none() {
+        problems.push(
+            "--from-database <NAME> is required: the backup database (a destination event store)"
+                .into(),
+        );
+    }
+    let from_port = match args.from_port.as_deref() {
+        None => 5432,
+        Some(text) => {
+            match text.parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    problems.push(format!("--from-port {text:?} is invalid: it must be a whole number from 1 to 65535"));
+                    0
+                }
+            }
+        }
+    };
+    let from_sslmode = match args.from_sslmode.as_deref() {
+        None => None,
+        Some(text) => match SslMode::parse(text) {
+            Some(mode) => Some(mode),
+            None => {
+                problems.push(format!(
+                    "--from-sslmode {text:?} is invalid: it must be disable, allow, prefer, require, verify-ca or verify-full"
+                ));
+                None
+            }
+        },
+    };
+    let target = target?;
+    let backup = ConnectionSettings {
+        host: from_host?,
+        port: from_port,
+        user: args
+            .from_user
+            .filter(|u| !u.is_empty())
+            .or_else(|| target.user.clone()),
+        password: args.from_password.map(SecretString::from),
+        database: None,
+        connect_timeout: target.connect_timeout,
+        ssl_mode: from_sslmode.unwrap_or(target.ssl_mode),
+        ssl_root_cert: target.ssl_root_cert.clone(),
+        application_name: target.application_name.clone(),
+        wait: target.wait,
+        passfile: target.passfile.clone(),
+    };
+    Some(RestoreSettings {
+        new_database: new_database?,
+        into_existing: args.into_existing,
+        backup,
+        backup_database: from_database?,
+        maintenance_db: args
+            .maintenance_db
+            .or_else(|| url_database.map(String::from))
+            .unwrap_or_else(|| "postgres".into()),
+        dry_run: args.dry_run,
         lock_timeout,
         format,
     })

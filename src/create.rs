@@ -143,42 +143,63 @@ pub async fn run(connection: ConnectionSettings, settings: CreateSettings) -> Re
         .instrument(info_span!("create_database", database = %new_database))
         .await?;
 
+    let applied = initialize_or_clean_up(
+        &maintenance,
+        &mut connector,
+        &new_database,
+        layout,
+        keep_on_failure,
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    print_report(
+        &CreateReport {
+            database: new_database.to_string(),
+            layout,
+            action: "created",
+            endpoint: connector.settings().endpoint(),
+            migrations_applied: applied,
+            duration_ms: elapsed.as_millis() as u64,
+        },
+        format,
+    );
+    Ok(())
+}
+
+/// Applies the layout to a database this run just created. If that fails or is interrupted,
+/// drops the database (unless `keep`) and says so in the error.
+pub(crate) async fn initialize_or_clean_up(
+    maintenance: &Client,
+    connector: &mut Connector,
+    database: &Identifier,
+    layout: Layout,
+    keep: bool,
+) -> Result<Vec<AppliedMigration>, Error> {
+    let started = Instant::now();
     let step = Cell::new("connecting to the new database");
     let outcome = tokio::select! {
-        result = initialize(&mut connector, &new_database, layout, &step) => result.map_err(Some),
+        result = initialize(connector, database, layout, &step) => result.map_err(Some),
         () = shutdown_signal() => Err(None),
     };
     match outcome {
         Ok(applied) => {
-            let elapsed = started.elapsed();
             let versions: Vec<String> = applied.iter().map(|m| format!("V{}", m.version)).collect();
             info!(
-                database = %new_database,
+                database = %database,
                 layout = %layout,
                 versions = %versions.join(","),
-                elapsed_ms = elapsed.as_millis() as u64,
+                elapsed_ms = started.elapsed().as_millis() as u64,
                 "database initialized"
             );
-            print_report(
-                &CreateReport {
-                    database: new_database.to_string(),
-                    layout,
-                    action: "created",
-                    endpoint: connector.settings().endpoint(),
-                    migrations_applied: applied,
-                    duration_ms: elapsed.as_millis() as u64,
-                },
-                format,
-            );
-            Ok(())
+            Ok(applied)
         }
         Err(failure) => {
-            let cleanup = clean_up(&maintenance, &new_database, keep_on_failure)
-                .instrument(info_span!("cleanup", database = %new_database))
+            let cleanup = clean_up(maintenance, database, keep)
+                .instrument(info_span!("cleanup", database = %database))
                 .await;
             Err(match failure {
                 Some(failure) => Error::Initialization {
-                    database: new_database.to_string(),
+                    database: database.to_string(),
                     layout: layout.name(),
                     step: step.get().to_string(),
                     failure,
@@ -195,7 +216,7 @@ pub async fn run(connection: ConnectionSettings, settings: CreateSettings) -> Re
 
 /// The read-only checks: the database must not exist, the role must be able to create it, and
 /// for a source database dblink must be installable. Runs in dry runs too.
-async fn preflight(
+pub(crate) async fn preflight(
     maintenance: &Client,
     connector: &mut Connector,
     database: &Identifier,
@@ -262,7 +283,7 @@ async fn template_has_dblink(connector: &mut Connector) -> bool {
 }
 
 /// CREATE DATABASE; losing a race for the name reports the database as existing.
-async fn create_database(
+pub(crate) async fn create_database(
     maintenance: &Client,
     connector: &Connector,
     database: &Identifier,
@@ -337,7 +358,7 @@ async fn initialize(
 }
 
 /// Drops the database this run created (unless asked to keep it) and says what happened.
-async fn clean_up(maintenance: &Client, database: &Identifier, keep: bool) -> String {
+pub(crate) async fn clean_up(maintenance: &Client, database: &Identifier, keep: bool) -> String {
     if keep {
         warn!("keeping database \"{database}\" as --keep-on-failure asks; drop it before running again");
         return format!(
@@ -371,7 +392,7 @@ async fn clean_up(maintenance: &Client, database: &Identifier, keep: bool) -> St
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -29,6 +29,12 @@ pub mod exit_code {
     pub const WRONG_LAYOUT: u8 = 13;
     /// A slate database without a history table (made by the original tool): adopt it.
     pub const UNMANAGED: u8 = 14;
+    /// restore: the backup is not a usable slate events table (missing, empty, gaps).
+    pub const BAD_BACKUP: u8 = 15;
+    /// restore --into-existing: the target is not a freshly initialized source.
+    pub const TARGET_NOT_FRESH: u8 = 16;
+    /// restore: the copy does not match the backup; nothing was committed.
+    pub const VERIFICATION: u8 = 17;
     /// Interrupted by Ctrl-C or SIGTERM (the database this run created was dropped).
     pub const INTERRUPTED: u8 = 130;
 }

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod logging;
 pub mod pg;
 pub mod pgpass;
+pub mod restore;
 pub mod status;
 pub mod tls;
 
@@ -39,6 +40,7 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
             cli::Command::Status(settings) => status::run(connection, settings).await,
             cli::Command::Migrate(settings) => lifecycle::migrate(connection, settings).await,
             cli::Command::Adopt(settings) => lifecycle::adopt(connection, settings).await,
+            cli::Command::Restore(settings) => restore::run(connection, *settings).await,
         }
     })
 }

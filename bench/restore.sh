@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Disaster recovery, measured: `init-slate-db restore` against `SELECT restore_events(...)`,
+# for each N, on a throwaway cluster holding both the backup and the targets. Reports wall
+# time, events per second, the client's peak RSS (/usr/bin/time), and the peak RSS of any one
+# server process during the run (sampled every 0.2 s with ps).
+#
+#   bench/restore.sh [N ...]        (default: 100000 1000000)
+#   BENCH_PROFILE=dev bench/restore.sh 2000     (smoke run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=${*:-100000 1000000}
+
+profile=${BENCH_PROFILE:-release}
+cargo build --profile "$profile" --quiet
+tool=$(pwd)/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/init-slate-db
+[ -x /usr/bin/time ] || { echo "bench/restore.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
+
+eval "$(scripts/throwaway-postgres.sh start)"
+work=$(mktemp -d)
+trap 'scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"; rm -rf "$work"' EXIT
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+now_ms() { date +%s%N | awk '{printf "%.0f", $1 / 1000000}'; }
+
+# Peak RSS (kB) of any server process while $1 runs in the background.
+sample_server_rss() {
+  local pid=$1 peak=0 rss
+  while kill -0 "$pid" 2>/dev/null; do
+    rss=$(ps -o rss= -u postgres 2>/dev/null | sort -n | tail -1 || echo 0)
+    rss=${rss// /}
+    [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
+    sleep 0.2
+  done
+  echo "$peak"
+}
+
+echo "| N | method | wall time | events/s | client peak RSS | server process peak RSS |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: |"
+for n in $sizes; do
+  "$tool" -n "backup_$n" -t destination >/dev/null 2>&1
+  # About 300 bytes of JSON per event, with the spec's indexed keys.
+  psql_q -d "backup_$n" -c "INSERT INTO events (id, ts, event)
+    SELECT g, now() - (($n - g) * interval '10 ms'),
+           jsonb_build_object('entityName', 'Order', 'entityId', 'order-' || lpad(g::text, 9, '0'),
+                              'operation', 'update', 'propertyName', 'status',
+                              'value', 'shipped-to-warehouse-' || (g % 97) || '-' || repeat('x', 120),
+                              'metadata', jsonb_build_object('command', 'ship-order', 'user', 'bench', 'correlationId', md5(g::text)))
+      FROM generate_series(1, $n) g"
+  psql_q -d "backup_$n" -c "VACUUM ANALYZE events" -c "CHECKPOINT" >/dev/null
+
+  # init-slate-db restore (creates the target itself).
+  t0=$(now_ms)
+  /usr/bin/time -f "%M" -o "$work/rss" "$tool" restore -n "tool_$n" --from-host "$PGHOST" --from-port "$PGPORT" \
+      --from-database "backup_$n" --from-user "$PGUSER" >"$work/out" 2>"$work/err" &
+  pid=$!
+  server_peak=$(sample_server_rss "$pid")
+  wait "$pid" || { cat "$work/err" >&2; exit 1; }
+  t1=$(now_ms)
+  rows=$(psql -X -At -d "tool_$n" -c "SELECT count(*) FROM events")
+  [ "$rows" = "$n" ] || { echo "restore: $rows rows, expected $n" >&2; exit 1; }
+  awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" \
+    'BEGIN {printf "| %d | init-slate-db restore | %.1f s | %.0f | %.1f MB | %.1f MB |\n", n, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+
+  # restore_events: create the target, then one SQL call (dblink), as the manual procedure.
+  "$tool" -n "sql_$n" -t source >/dev/null 2>&1
+  psql_q -d "sql_$n" -c "CHECKPOINT" >/dev/null
+  t0=$(now_ms)
+  /usr/bin/time -f "%M" -o "$work/rss" psql -X -q -v ON_ERROR_STOP=1 -d "sql_$n" \
+      -c "SELECT * FROM restore_events('$PGHOST', 'backup_$n', '$PGUSER', '$PGPASSWORD', $PGPORT)" >"$work/out" 2>"$work/err" &
+  pid=$!
+  server_peak=$(sample_server_rss "$pid")
+  wait "$pid" || { cat "$work/err" >&2; exit 1; }
+  t1=$(now_ms)
+  rows=$(psql -X -At -d "sql_$n" -c "SELECT count(*) FROM events")
+  [ "$rows" = "$n" ] || { echo "restore_events: $rows rows, expected $n" >&2; exit 1; }
+  awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" \
+    'BEGIN {printf "| %d | SELECT restore_events(...) | %.1f s | %.0f | %.1f MB (psql) | %.1f MB |\n", n, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+done

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Disaster recovery, measured: `init-slate-db restore` against `SELECT restore_events(...)`,
 # for each N, on a throwaway cluster holding both the backup and the targets. Reports wall
-# time, events per second, the client's peak RSS (/usr/bin/time), and the peak RSS of any one
-# server process during the run (sampled every 0.2 s with ps).
+# time, events per second, the client's peak RSS (/usr/bin/time), and the peak private memory
+# of any one server process of the cluster during the run (sampled every 0.2 s from
+# /proc/PID/smaps_rollup; shared buffers are not counted).
 #
 #   bench/restore.sh [N ...]        (default: 100000 1000000)
 #   BENCH_PROFILE=dev bench/restore.sh 2000     (smoke run)
@@ -16,24 +17,28 @@ tool=$(pwd)/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/init
 [ -x /usr/bin/time ] || { echo "bench/restore.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 
 eval "$(scripts/throwaway-postgres.sh start)"
+export INIT_SLATE_DB_FROM_PASSWORD=$PGPASSWORD
 work=$(mktemp -d)
 trap 'scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"; rm -rf "$work"' EXIT
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 now_ms() { date +%s%N | awk '{printf "%.0f", $1 / 1000000}'; }
 
-# Peak RSS (kB) of any server process while $1 runs in the background.
+# Peak private memory (kB: Private_Clean + Private_Dirty, so shared buffers do not count) of any
+# process of this cluster while $1 runs in the background.
+postmaster=$(head -1 "$SLATE_PG_DIR/data/postmaster.pid")
 sample_server_rss() {
-  local pid=$1 peak=0 rss
+  local pid=$1 peak=0 private
   while kill -0 "$pid" 2>/dev/null; do
-    rss=$(ps -o rss= -u postgres 2>/dev/null | sort -n | tail -1 || echo 0)
-    rss=${rss// /}
-    [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
+    private=$(for child in $(pgrep -P "$postmaster"); do
+                awk '/^Private_(Clean|Dirty)/ {s += $2} END {print s + 0}' "/proc/$child/smaps_rollup" 2>/dev/null
+              done | sort -n | tail -1)
+    [ -n "$private" ] && [ "$private" -gt "$peak" ] && peak=$private
     sleep 0.2
   done
   echo "$peak"
 }
 
-echo "| N | method | wall time | events/s | client peak RSS | server process peak RSS |"
+echo "| N | method | wall time | events/s | client peak RSS | server process peak private memory |"
 echo "| ---: | --- | ---: | ---: | ---: | ---: |"
 for n in $sizes; do
   "$tool" -n "backup_$n" -t destination >/dev/null 2>&1

@@ -100,7 +100,16 @@ pub async fn run(target: ConnectionSettings, settings: RestoreSettings) -> Resul
 
     // 1. The backup, read in one snapshot: the checks, the copy and the digest see the same rows.
     let mut backup_connector = Connector::new(settings.backup)?;
-    let mut backup = backup_connector.connect(&settings.backup_database).await?;
+    let mut backup = backup_connector.connect(&settings.backup_database).await.map_err(|error| match error {
+        Error::PasswordRequired { .. } => Error::State {
+            message: format!(
+                "could not connect to the backup {backup_label} as user \"{}\": the server asks for a password and none was given; pass --from-password, set INIT_SLATE_DB_FROM_PASSWORD, or add it to ~/.pgpass",
+                backup_connector.user()
+            ),
+            exit_code: exit_code::CONNECTION,
+        },
+        other => other,
+    })?;
     let backup_tx = backup
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -28,15 +29,23 @@ use crate::pg::PgFailure;
 /// Above this many rows, secondary indexes are rebuilt after the copy instead of maintained.
 const REBUILD_INDEXES_ABOVE: i64 = 10_000;
 
+/// Bytes of COPY data forwarded at once.
+const COPY_BLOCK: usize = 256 * 1024;
+
 /// Rows per digest chunk: the digest is compared chunk by chunk, then row by row inside the
 /// first chunk that differs, to name the first differing id.
 const DIGEST_CHUNK: i64 = 10_000;
 
-/// Every row as text, the same way on both sides (the sessions use UTC and ISO dates).
-const DIGEST_QUERY: &str = "SELECT id / 10000, count(*), md5(string_agg(id::text || '|' || ts::text || '|' || event::text, E'\\n' ORDER BY id)) \
-                            FROM events GROUP BY 1 ORDER BY 1";
-const ROW_DIGEST_QUERY: &str =
-    "SELECT id, md5(id::text || '|' || ts::text || '|' || event::text) FROM events WHERE id / 10000 = $1 ORDER BY id";
+/// A 64-bit hash of each row from PostgreSQL's own hash functions for the three column types
+/// (stable across servers and versions: hash partitioning relies on them), combined per chunk
+/// with XOR. Each side computes it the same way over its own rows; ids are unique, so no two
+/// rows cancel out.
+const DIGEST_QUERY: &str = "SELECT id / 10000, count(*), \
+     bit_xor(hashint8extended(id, 0) # hashint8extended((extract(epoch FROM ts) * 1000000)::bigint, 1) # jsonb_hash_extended(event, 2)) \
+     FROM events GROUP BY 1 ORDER BY 1";
+const ROW_DIGEST_QUERY: &str = "SELECT id, \
+     hashint8extended(id, 0) # hashint8extended((extract(epoch FROM ts) * 1000000)::bigint, 1) # jsonb_hash_extended(event, 2) \
+     FROM events WHERE id / 10000 = $1 ORDER BY id";
 
 /// Validated settings of `restore`.
 pub struct RestoreSettings {
@@ -400,17 +409,29 @@ async fn copy_and_verify(
     let progress = Progress::new(facts);
     let throttle =
         test_hook("INIT_SLATE_DB_TEST_COPY_CHUNK_DELAY_MS").and_then(|v| v.parse::<u64>().ok());
+    // The server sends one CopyData message per row; forwarding each on its own would cost a
+    // flush and a system call per row. Rows are gathered into blocks of COPY_BLOCK bytes, so the
+    // client holds at most one block whatever the size of the backup.
+    let mut block = BytesMut::with_capacity(COPY_BLOCK);
     let mut bytes = 0u64;
     while let Some(chunk) = source.next().await {
         let chunk = chunk.map_err(|e| Failure::query("reading from the backup", e))?;
         bytes += chunk.len() as u64;
-        sink.send(chunk)
+        block.extend_from_slice(&chunk);
+        if block.len() >= COPY_BLOCK {
+            sink.send(block.split().freeze())
+                .await
+                .map_err(|e| Failure::query("writing into the target", e))?;
+            progress.advance(bytes);
+            if let Some(ms) = throttle {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+    }
+    if !block.is_empty() {
+        sink.send(block.split().freeze())
             .await
             .map_err(|e| Failure::query("writing into the target", e))?;
-        progress.advance(bytes);
-        if let Some(ms) = throttle {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
     }
     let rows = sink
         .as_mut()
@@ -418,40 +439,45 @@ async fn copy_and_verify(
         .await
         .map_err(|e| Failure::query("finishing COPY into the target", e))? as i64;
     progress.finish(rows, bytes);
-    for (name, definition) in &rebuilt_indexes {
-        let started = Instant::now();
-        tx.batch_execute(definition)
+    // The backup's digest is computed while the target rebuilds its indexes and counts.
+    let (theirs, ours) = tokio::join!(digest_chunks(backup, "the backup"), async {
+        for (name, definition) in &rebuilt_indexes {
+            let started = Instant::now();
+            tx.batch_execute(definition)
+                .await
+                .map_err(|e| Failure::query(&format!("rebuilding index {name}"), e))?;
+            info!(index = %name, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuilt");
+        }
+        if let Some(id) =
+            test_hook("INIT_SLATE_DB_TEST_TAMPER_ID").and_then(|v| v.parse::<i64>().ok())
+        {
+            // Test hook: alter one restored row so that verification must catch it.
+            tx.batch_execute(&format!(
+                "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events SET event = '{{\"tampered\": true}}' WHERE id = {id}; ALTER TABLE events ENABLE TRIGGER check_sql_command"
+            ))
             .await
-            .map_err(|e| Failure::query(&format!("rebuilding index {name}"), e))?;
-        info!(index = %name, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuilt");
-    }
-
-    if let Some(id) = test_hook("INIT_SLATE_DB_TEST_TAMPER_ID").and_then(|v| v.parse::<i64>().ok())
-    {
-        // Test hook: alter one restored row so that verification must catch it.
-        tx.batch_execute(&format!(
-            "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events SET event = '{{\"tampered\": true}}' WHERE id = {id}; ALTER TABLE events ENABLE TRIGGER check_sql_command"
-        ))
-        .await
-        .map_err(|e| Failure::query("test hook", e))?;
-    }
-
-    // Verify before committing: count, max id, then the digest.
-    let row = tx
-        .query_one("SELECT count(*), COALESCE(max(id), 0) FROM events", &[])
-        .await
-        .map_err(|e| Failure::query("counting the restored events", e))?;
-    let (count, max_id): (i64, i64) = (row.get(0), row.get(1));
-    if count != facts.rows || max_id != facts.max_id || rows != facts.rows {
-        return Err(Failure {
-            message: format!(
-                "verification failed: the backup has {} rows up to id {}, the target got {count} rows up to id {max_id} (COPY reported {rows})",
-                facts.rows, facts.max_id
-            ),
-            exit_code: exit_code::VERIFICATION,
-        });
-    }
-    if let Some(id) = first_difference(backup, &tx)
+            .map_err(|e| Failure::query("test hook", e))?;
+        }
+        // Verify before committing: count and max id, then the digest.
+        let row = tx
+            .query_one("SELECT count(*), COALESCE(max(id), 0) FROM events", &[])
+            .await
+            .map_err(|e| Failure::query("counting the restored events", e))?;
+        let (count, max_id): (i64, i64) = (row.get(0), row.get(1));
+        if count != facts.rows || max_id != facts.max_id || rows != facts.rows {
+            return Err(Failure {
+                message: format!(
+                    "verification failed: the backup has {} rows up to id {}, the target got {count} rows up to id {max_id} (COPY reported {rows})",
+                    facts.rows, facts.max_id
+                ),
+                exit_code: exit_code::VERIFICATION,
+            });
+        }
+        Ok((count, max_id, digest_chunks(&tx, "the target").await?))
+    });
+    let theirs = theirs?;
+    let (count, max_id, ours) = ours?;
+    if let Some(id) = first_difference(backup, &tx, &theirs, &ours)
         .instrument(info_span!("verify"))
         .await?
     {
@@ -505,27 +531,28 @@ async fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<(String, Str
     Ok(indexes)
 }
 
-/// Compares the digests chunk by chunk (both sides at once), then row by row in the first chunk
-/// that differs. `None` when everything matches.
+/// Per chunk of ids: (chunk number, rows, XOR of the row hashes).
+type Digest = Vec<(i64, i64, i64)>;
+
+async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, Failure> {
+    let rows = tx
+        .query(DIGEST_QUERY, &[])
+        .await
+        .map_err(|e| Failure::query(&format!("computing the digest of {side}"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Compares the digests chunk by chunk, then row by row in the first chunk that differs.
+/// `None` when everything matches.
 async fn first_difference(
     backup: &Transaction<'_>,
     target: &Transaction<'_>,
+    theirs: &Digest,
+    ours: &Digest,
 ) -> Result<Option<i64>, Failure> {
-    let (theirs, ours) = tokio::join!(
-        backup.query(DIGEST_QUERY, &[]),
-        target.query(DIGEST_QUERY, &[])
-    );
-    let theirs = theirs.map_err(|e| Failure::query("computing the backup's digest", e))?;
-    let ours = ours.map_err(|e| Failure::query("computing the target's digest", e))?;
-    let chunk = |r: &tokio_postgres::Row| {
-        (
-            r.get::<_, i64>(0),
-            r.get::<_, i64>(1),
-            r.get::<_, String>(2),
-        )
-    };
-    let theirs: Vec<_> = theirs.iter().map(chunk).collect();
-    let ours: Vec<_> = ours.iter().map(chunk).collect();
     let Some(index) = (0..theirs.len().max(ours.len())).find(|&i| theirs.get(i) != ours.get(i))
     else {
         return Ok(None);
@@ -540,7 +567,7 @@ async fn first_difference(
         backup.query(ROW_DIGEST_QUERY, &params),
         target.query(ROW_DIGEST_QUERY, &params)
     );
-    let row = |r: &tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, String>(1));
+    let row = |r: &tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, i64>(1));
     let theirs: Vec<_> = theirs
         .map_err(|e| Failure::query("digesting the backup's rows", e))?
         .iter()

@@ -174,10 +174,12 @@ async fn non_empty_target_with_into_existing_is_refused_and_untouched() {
 
 #[tokio::test]
 async fn dropped_backup_connection_rolls_back_and_drops_the_target() {
-    let backup = backup_with(20_000).await;
+    // About 15 MB of COPY data forwarded in 256 KiB blocks with 50 ms between blocks: the copy
+    // takes about 3 s, long enough to cut it.
+    let backup = backup_with(40_000).await;
     let target = Cluster::start().await;
     let mut command = restore(&target, &backup, &["-n", "interrupted"]);
-    command.env("INIT_SLATE_DB_TEST_COPY_CHUNK_DELAY_MS", "25");
+    command.env("INIT_SLATE_DB_TEST_COPY_CHUNK_DELAY_MS", "50");
     let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -189,7 +191,7 @@ async fn dropped_backup_connection_rolls_back_and_drops_the_target() {
     for _ in 0..200 {
         let killed: i64 = admin
             .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT id, ts, event FROM events%' AND state = 'active'",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT id, ts, event FROM events%' AND pid <> pg_backend_pid()",
                 &[],
             )
             .await

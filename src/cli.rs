@@ -279,7 +279,7 @@ impl Invocation {
     pub fn warn_about_visible_password(&self) {
         if self.password_on_command_line {
             tracing::warn!(
-                "--password is visible to other users of this machine in the process list; prefer PGPASSWORD or the prompt"
+                "a password given on the command line (--password, --from-password) is visible to other users of this machine in the process list; prefer PGPASSWORD, INIT_SLATE_DB_FROM_PASSWORD, --password-stdin, ~/.pgpass or the prompt"
             );
         }
     }
@@ -520,12 +520,16 @@ fn validate(
 
 /// Where the password came from, looking into the subcommand too (the option is global).
 fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
-    match matches.subcommand() {
-        Some((_, sub)) if sub.value_source("password") == Some(ValueSource::CommandLine) => {
-            Some(ValueSource::CommandLine)
-        }
-        _ => matches.value_source("password"),
-    }
+    let on_command_line = |m: &ArgMatches, id: &str| {
+        m.try_get_raw(id).ok().flatten().is_some()
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let sub = matches.subcommand().map(|(_, sub)| sub);
+    let given = on_command_line(matches, "password")
+        || sub.is_some_and(|sub| {
+            on_command_line(sub, "password") || on_command_line(sub, "from_password")
+        });
+    given.then_some(ValueSource::CommandLine)
 }
 
 fn validate_create(

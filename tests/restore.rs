@@ -269,3 +269,40 @@ async fn dry_run_checks_both_sides_and_changes_nothing() {
     outcome.assert_code(15);
     assert!(outcome.error_lines()[0].contains("it has no events table"));
 }
+
+#[tokio::test]
+async fn backup_password_on_the_command_line_is_warned_about_and_never_printed() {
+    let backup = backup_with(5).await;
+    let target = Cluster::start().await;
+    let outcome = run(target
+        .tool()
+        .args([
+            "restore",
+            "-n",
+            "warned",
+            "--from-host",
+            "127.0.0.1",
+            "--from-port",
+            &backup.port.to_string(),
+        ])
+        .args([
+            "--from-database",
+            "backup",
+            "--from-user",
+            SUPERUSER,
+            "--from-password",
+            SUPERUSER_PASSWORD,
+            "--dry-run",
+        ]));
+    outcome.assert_code(0);
+    assert_eq!(
+        outcome.stderr().matches("visible to other users").count(),
+        1,
+        "{}",
+        outcome.stderr()
+    );
+    assert!(
+        !outcome.stderr().contains(SUPERUSER_PASSWORD)
+            && !outcome.stdout().contains(SUPERUSER_PASSWORD)
+    );
+}

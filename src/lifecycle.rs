@@ -90,8 +90,7 @@ async fn migrate_locked(client: &mut Client, settings: &MigrateSettings) -> Resu
             report(&audit, "dry-run", Vec::new(), Vec::new(), plan(&audit))
         }
         Verdict::Pending => {
-            let applied = apply_pending(client, &audit).await?;
-            let after = audit::audit(client, &settings.database, audit.layout).await?;
+            let (applied, after) = apply_pending(client, &audit).await?;
             report(&after, "migrated", Vec::new(), applied, Vec::new())
         }
         _ => return Err(audit.refusal("migrate refused")),
@@ -170,14 +169,12 @@ pub async fn adopt(connection: ConnectionSettings, settings: AdoptSettings) -> R
         "recorded V1-V{} as applied without running them",
         layout.original_version()
     );
-    let mut applied = Vec::new();
-    if !settings.baseline_only {
-        let recorded = audit::audit(&client, &settings.database, Some(layout)).await?;
-        if recorded.verdict == Verdict::Pending {
-            applied = apply_pending(&mut client, &recorded).await?;
-        }
-    }
-    let after = audit::audit(&client, &settings.database, Some(layout)).await?;
+    let recorded = audit::audit(&client, &settings.database, Some(layout)).await?;
+    let (applied, after) = if !settings.baseline_only && recorded.verdict == Verdict::Pending {
+        apply_pending(&mut client, &recorded).await?
+    } else {
+        (Vec::new(), recorded)
+    };
     print(
         &report(&after, "adopted", baseline, applied, Vec::new()),
         settings.format,
@@ -207,14 +204,17 @@ pub async fn bring_existing_up_to_date(
             Ok(("existed", Vec::new()))
         }
         Verdict::Pending if dry_run => Ok(("dry-run", Vec::new())),
-        Verdict::Pending => Ok(("migrated", apply_pending(&mut client, &audit).await?)),
+        Verdict::Pending => Ok(("migrated", apply_pending(&mut client, &audit).await?.0)),
         _ => Err(audit.refusal("--if-not-exists refused")),
     }
 }
 
 /// Applies the pending migrations of a verified database in one transaction, then audits it
-/// again: the result must be up to date.
-async fn apply_pending(client: &mut Client, audit: &Audit) -> Result<Vec<AppliedMigration>, Error> {
+/// again: the result must be up to date. Returns what was applied and that audit.
+async fn apply_pending(
+    client: &mut Client,
+    audit: &Audit,
+) -> Result<(Vec<AppliedMigration>, Audit), Error> {
     let layout = audit.layout.expect("a verified database has a layout");
     let applied = layout::apply(client, layout, None)
         .instrument(info_span!("migrate", database = %audit.database, layout = %layout))
@@ -240,7 +240,7 @@ async fn apply_pending(client: &mut Client, audit: &Audit) -> Result<Vec<Applied
     if after.verdict != Verdict::UpToDate {
         return Err(after.refusal("after migrating"));
     }
-    Ok(applied)
+    Ok((applied, after))
 }
 
 /// Refuses a database of the other layout than `-t` asks for.

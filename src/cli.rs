@@ -17,8 +17,6 @@ use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
 use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
 use crate::restore::RestoreSettings;
 use crate::status::StatusSettings;
-use crate::tls::SslMode;
-use secrecy::SecretString;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -539,23 +537,11 @@ fn validate_create(
     lock_timeout: Duration,
     problems: &mut Vec<String>,
 ) -> Option<CreateSettings> {
-    let new_database = match args.new_database.as_deref() {
-        None => {
-            problems.push(
-                "--new-database <NAME> is required: the name of the database to create".into(),
-            );
-            None
-        }
-        Some(name) => match Identifier::parse(name) {
-            Ok(identifier) => Some(identifier),
-            Err(why) => {
-                problems.push(format!(
-                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
-                ));
-                None
-            }
-        },
-    };
+    let new_database = new_database_name(
+        args.new_database.as_deref(),
+        "the name of the database to create",
+        problems,
+    );
     let layout = match args.table_type.as_deref() {
         None => {
             problems.push("--table-type <TYPE> is required: \"source\" or \"destination\"".into());
@@ -590,21 +576,11 @@ fn validate_restore(
     lock_timeout: Duration,
     problems: &mut Vec<String>,
 ) -> Option<RestoreSettings> {
-    let new_database = match args.new_database.as_deref() {
-        None => {
-            problems.push(
-                "--new-database <NAME> is required: the source database to restore into".into(),
-            );
-            None
-        }
-        Some(name) => Identifier::parse(name)
-            .map_err(|why| {
-                problems.push(format!(
-                    "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
-                ))
-            })
-            .ok(),
-    };
+    let new_database = new_database_name(
+        args.new_database.as_deref(),
+        "the source database to restore into",
+        problems,
+    );
     let from_host = args.from_host.filter(|h| !h.is_empty());
     if from_host.is_none() {
         problems.push("--from-host <NAME> is required: the server of the backup database".into());
@@ -616,51 +592,22 @@ fn validate_restore(
                 .into(),
         );
     }
-    let from_port = match args.from_port.as_deref() {
-        None => 5432,
-        Some(text) => {
-            match text.parse::<u16>() {
-                Ok(port) if port > 0 => port,
-                _ => {
-                    problems.push(format!("--from-port {text:?} is invalid: it must be a whole number from 1 to 65535"));
-                    0
-                }
-            }
-        }
-    };
-    let from_sslmode = match args.from_sslmode.as_deref() {
-        None => None,
-        Some(text) => match SslMode::parse(text) {
-            Some(mode) => Some(mode),
-            None => {
-                problems.push(format!(
-                    "--from-sslmode {text:?} is invalid: it must be disable, allow, prefer, require, verify-ca or verify-full"
-                ));
-                None
-            }
-        },
-    };
-    let target = target?;
-    let backup = ConnectionSettings {
-        host: from_host?,
-        port: from_port,
-        user: args
-            .from_user
-            .filter(|u| !u.is_empty())
-            .or_else(|| target.user.clone()),
-        password: args.from_password.map(SecretString::from),
-        database: None,
-        connect_timeout: target.connect_timeout,
-        ssl_mode: from_sslmode.unwrap_or(target.ssl_mode),
-        ssl_root_cert: target.ssl_root_cert.clone(),
-        application_name: target.application_name.clone(),
-        wait: target.wait,
-        passfile: target.passfile.clone(),
-    };
+    // Built even without a host, so that every invalid backup option is reported at once.
+    let backup = target.map(|target| {
+        target.for_other_server(
+            from_host.clone().unwrap_or_default(),
+            args.from_port.as_deref(),
+            args.from_user,
+            args.from_password,
+            args.from_sslmode.as_deref(),
+            problems,
+        )
+    });
+    from_host?;
     Some(RestoreSettings {
         new_database: new_database?,
         into_existing: args.into_existing,
-        backup,
+        backup: backup?,
         backup_database: from_database?,
         maintenance_db: args
             .maintenance_db
@@ -670,6 +617,25 @@ fn validate_restore(
         lock_timeout,
         format,
     })
+}
+
+/// `-n/--new-database`: required, and a valid identifier.
+fn new_database_name(
+    value: Option<&str>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Option<Identifier> {
+    let Some(name) = value else {
+        problems.push(format!("--new-database <NAME> is required: {what}"));
+        return None;
+    };
+    Identifier::parse(name)
+        .map_err(|why| {
+            problems.push(format!(
+                "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
+            ))
+        })
+        .ok()
 }
 
 fn parse_layout(value: &str, problems: &mut Vec<String>) -> Option<Layout> {

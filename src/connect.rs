@@ -235,12 +235,7 @@ impl ConnectionSettings {
             (None, None, Some(m)) => (m, "PGSSLMODE"),
             (None, None, None) => ("prefer".into(), "sslmode"),
         };
-        let ssl_mode = SslMode::parse(&mode_text).unwrap_or_else(|| {
-            problems.push(format!(
-                "{mode_from} {mode_text:?} is invalid: it must be disable, allow, prefer, require, verify-ca or verify-full"
-            ));
-            SslMode::Prefer
-        });
+        let ssl_mode = parse_ssl_mode(&mode_text, mode_from, problems);
         let ssl_root_cert = args
             .sslrootcert
             .or(url.sslrootcert)
@@ -293,6 +288,35 @@ impl ConnectionSettings {
         })
     }
 
+    /// Settings for a second server (restore's backup): its own host, port (default 5432),
+    /// user (default this one's), password and sslmode (default this one's); the timeout, wait,
+    /// trusted roots, application name and password file are this one's.
+    pub fn for_other_server(
+        &self,
+        host: String,
+        port: Option<&str>,
+        user: Option<String>,
+        password: Option<String>,
+        sslmode: Option<&str>,
+        problems: &mut Vec<String>,
+    ) -> ConnectionSettings {
+        ConnectionSettings {
+            host,
+            port: port.map_or(5432, |text| parse_port(text, "--from-port", problems)),
+            user: user.filter(|u| !u.is_empty()).or_else(|| self.user.clone()),
+            password: password.map(SecretString::from),
+            database: None,
+            connect_timeout: self.connect_timeout,
+            ssl_mode: sslmode.map_or(self.ssl_mode, |text| {
+                parse_ssl_mode(text, "--from-sslmode", problems)
+            }),
+            ssl_root_cert: self.ssl_root_cert.clone(),
+            application_name: self.application_name.clone(),
+            wait: self.wait,
+            passfile: self.passfile.clone(),
+        }
+    }
+
     /// Where the server is, for messages: `host:port`, or the socket path.
     pub fn endpoint(&self) -> String {
         if self.is_socket() {
@@ -317,6 +341,15 @@ impl ConnectionSettings {
             format!("sslmode {}", self.ssl_mode)
         }
     }
+}
+
+fn parse_ssl_mode(text: &str, from: &str, problems: &mut Vec<String>) -> SslMode {
+    SslMode::parse(text).unwrap_or_else(|| {
+        problems.push(format!(
+            "{from} {text:?} is invalid: it must be disable, allow, prefer, require, verify-ca or verify-full"
+        ));
+        SslMode::Prefer
+    })
 }
 
 fn parse_port(text: &str, from: &str, problems: &mut Vec<String>) -> u16 {

@@ -172,3 +172,31 @@ fn invalid_format_and_lock_timeout_are_reported_together() {
     outcome.assert_code(2);
     assert_eq!(outcome.error_lines().len(), 2, "{}", outcome.stderr());
 }
+
+#[test]
+fn restore_options_are_all_checked_together() {
+    let outcome = run(tool().args([
+        "restore",
+        "-n",
+        "9x",
+        "--from-port",
+        "0",
+        "--from-sslmode",
+        "maybe",
+    ]));
+    outcome.assert_code(2);
+    let errors = outcome.error_lines();
+    for expected in [
+        "--new-database \"9x\"",
+        "--from-host <NAME> is required",
+        "--from-database <NAME> is required",
+        "--from-port \"0\"",
+        "--from-sslmode \"maybe\"",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected} missing: {errors:?}"
+        );
+    }
+    assert_eq!(errors.len(), 5, "{errors:?}");
+}

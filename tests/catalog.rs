@@ -13,20 +13,12 @@ use support::Cluster;
 #[tokio::test]
 async fn catalog_snapshots_match_what_the_migrations_create() {
     let cluster = Cluster::start().await;
-    let admin = cluster.superuser_client("postgres").await;
     let bless = std::env::var_os("INIT_SLATE_DB_BLESS").is_some();
     let mut stale = Vec::new();
     for layout in Layout::ALL {
         for version in 1..=layout.latest_version() {
             let database = format!("snap_{layout}_{version}");
-            admin
-                .batch_execute(&format!("CREATE DATABASE {database}"))
-                .await
-                .unwrap();
-            let mut client = cluster.superuser_client(&database).await;
-            init_slate_db::layout::apply(&mut client, layout, Some(version))
-                .await
-                .unwrap();
+            let client = cluster.database_at(&database, layout, version).await;
             let actual = catalog::read(&client).await.unwrap();
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join(format!("migrations/catalog/{layout}/V{version}.json"));

@@ -240,12 +240,7 @@ async fn dry_run_creates_nothing_and_shows_no_password() {
 #[tokio::test]
 async fn dry_run_fails_when_the_database_exists() {
     let cluster = Cluster::start().await;
-    cluster
-        .superuser_client("postgres")
-        .await
-        .batch_execute("CREATE DATABASE taken")
-        .await
-        .unwrap();
+    cluster.empty_database("taken").await;
     let outcome = run(cluster
         .tool()
         .args(["-n", "taken", "-t", "destination", "--dry-run"]));
@@ -258,12 +253,7 @@ async fn dry_run_fails_when_the_database_exists() {
 #[tokio::test]
 async fn existing_database_is_left_untouched() {
     let cluster = Cluster::start().await;
-    let admin = cluster.superuser_client("postgres").await;
-    admin
-        .batch_execute("CREATE DATABASE precious")
-        .await
-        .unwrap();
-    let precious = cluster.superuser_client("precious").await;
+    let precious = cluster.empty_database("precious").await;
     precious
         .batch_execute("CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')")
         .await

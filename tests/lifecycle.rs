@@ -47,27 +47,9 @@ fn unusual(document: &Value) -> Vec<String> {
     rows
 }
 
-/// A database with the layout's migrations applied up to `version` only.
-async fn partially_migrated(cluster: &Cluster, database: &str, layout: Layout, version: i32) {
-    let admin = cluster.superuser_client("postgres").await;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let mut client = cluster.superuser_client(database).await;
-    init_slate_db::layout::apply(&mut client, layout, Some(version))
-        .await
-        .unwrap();
-}
-
 /// A database made the way the original Node.js tool made it: its SQL, statement by statement.
 async fn made_by_original(cluster: &Cluster, database: &str, layout: Layout) {
-    let admin = cluster.superuser_client("postgres").await;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let client = cluster.superuser_client(database).await;
+    let client = cluster.empty_database(database).await;
     // The original's destination is the first seven statements of its source: the events
     // table and its six indexes.
     let statements: Vec<&str> = include_str!("fixtures/original-source.sql")
@@ -235,7 +217,7 @@ async fn status_says_when_a_database_is_not_a_slate_store_or_is_unmanaged() {
 #[tokio::test]
 async fn migrate_applies_what_is_pending_in_one_go_and_status_then_verifies() {
     let cluster = Cluster::start().await;
-    partially_migrated(&cluster, "old_source", Layout::Source, 3).await;
+    cluster.database_at("old_source", Layout::Source, 3).await;
     let (outcome, doc) = status(&cluster, "old_source");
     outcome.assert_code(10);
     assert_eq!(doc["verdict"], "pending");
@@ -281,7 +263,7 @@ async fn migrate_applies_what_is_pending_in_one_go_and_status_then_verifies() {
 #[tokio::test]
 async fn migrate_refuses_drift_and_the_other_layout_without_writing() {
     let cluster = Cluster::start().await;
-    partially_migrated(&cluster, "drifted", Layout::Source, 3).await;
+    cluster.database_at("drifted", Layout::Source, 3).await;
     cluster
         .superuser_client("drifted")
         .await
@@ -401,7 +383,7 @@ async fn adopt_refuses_a_database_missing_a_trigger_and_writes_nothing() {
 #[tokio::test]
 async fn two_concurrent_migrate_runs_take_turns() {
     let cluster = Cluster::start().await;
-    partially_migrated(&cluster, "contested", Layout::Source, 2).await;
+    cluster.database_at("contested", Layout::Source, 2).await;
     let children: Vec<_> = (0..2)
         .map(|_| {
             cluster
@@ -445,7 +427,7 @@ async fn two_concurrent_migrate_runs_take_turns() {
 #[tokio::test]
 async fn a_held_lock_makes_migrate_wait_then_fail_naming_the_holder() {
     let cluster = Cluster::start().await;
-    partially_migrated(&cluster, "locked", Layout::Destination, 1).await;
+    cluster.database_at("locked", Layout::Destination, 1).await;
     let holder = cluster.superuser_client("locked").await;
     holder.batch_execute("SET application_name = 'lock-holder'; SELECT pg_advisory_lock(334462, hashtext('migrate'))").await.unwrap();
     let outcome = run(cluster
@@ -503,7 +485,7 @@ async fn two_concurrent_if_not_exists_creates_both_succeed() {
 #[tokio::test]
 async fn if_not_exists_migrates_a_pending_store_and_refuses_drift_or_the_other_layout() {
     let cluster = Cluster::start().await;
-    partially_migrated(&cluster, "behind", Layout::Source, 4).await;
+    cluster.database_at("behind", Layout::Source, 4).await;
     let outcome = run(cluster
         .tool()
         .args(["-n", "behind", "-t", "source", "--if-not-exists"]));
@@ -523,12 +505,7 @@ async fn if_not_exists_migrates_a_pending_store_and_refuses_drift_or_the_other_l
             .args(["-n", "behind", "-t", "destination", "--if-not-exists"]));
     outcome.assert_code(13);
 
-    cluster
-        .superuser_client("postgres")
-        .await
-        .batch_execute("CREATE DATABASE plain_db")
-        .await
-        .unwrap();
+    cluster.empty_database("plain_db").await;
     let outcome = run(cluster
         .tool()
         .args(["-n", "plain_db", "-t", "source", "--if-not-exists"]));

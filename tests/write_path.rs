@@ -60,20 +60,6 @@ async fn call(client: &mut Client, values: &str) -> Outcome {
     outcome
 }
 
-/// A source database with only the original's migrations (V1-V6: V3 is the spec's function).
-async fn original(cluster: &Cluster, database: &str) -> Client {
-    let admin = cluster.superuser_client("postgres").await;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let mut client = cluster.superuser_client(database).await;
-    init_slate_db::layout::apply(&mut client, Layout::Source, Some(6))
-        .await
-        .unwrap();
-    client
-}
-
 const CASES: &[&str] = &[
     r#"($1[1], $2, '{"entityName":"Order","n":1}')"#,
     r#"($1[1],$2,'{"n":1}'),($1[2],$2,'{"n":2}'),($1[3],$2,'{"n":3}')"#,
@@ -100,7 +86,8 @@ async fn installed_insert_events_behaves_exactly_as_the_original_on_shared_cases
     let cluster = Cluster::start().await;
     run(cluster.tool().args(["-n", "ours", "-t", "source"])).assert_code(0);
     let mut ours = cluster.superuser_client("ours").await;
-    let mut theirs = original(&cluster, "theirs").await;
+    // The original's function and trigger: source V1-V6 (V3 is the spec's insert_events).
+    let mut theirs = cluster.database_at("theirs", Layout::Source, 6).await;
     for case in CASES {
         let expected = call(&mut theirs, case).await;
         let actual = call(&mut ours, case).await;

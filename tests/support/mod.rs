@@ -308,6 +308,31 @@ impl Cluster {
             .await
     }
 
+    /// Creates an empty database (no layout) and returns a superuser client connected to it.
+    pub async fn empty_database(&self, database: &str) -> Client {
+        self.superuser_client("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {database}: {e:?}"));
+        self.superuser_client(database).await
+    }
+
+    /// A database with `layout`'s migrations applied up to `version` only, through the library
+    /// (as an older release would have left it).
+    pub async fn database_at(
+        &self,
+        database: &str,
+        layout: init_slate_db::layout::Layout,
+        version: i32,
+    ) -> Client {
+        let mut client = self.empty_database(database).await;
+        init_slate_db::layout::apply(&mut client, layout, Some(version))
+            .await
+            .unwrap_or_else(|e| panic!("{layout} up to V{version} on {database}: {e:?}"));
+        client
+    }
+
     /// Whether `database` exists.
     pub async fn database_exists(&self, database: &str) -> bool {
         self.superuser_client("postgres")

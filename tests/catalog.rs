@@ -37,19 +37,89 @@ async fn catalog_snapshots_match_what_the_migrations_create() {
 }
 
 #[tokio::test]
-async fn every_snapshot_adds_to_the_previous_one_as_its_migration_says() {
-    // V6 replaces restore_events: the only object of V5 that V6 does not keep.
-    let v5 = catalog::expected(Layout::Source, 5);
-    let v6 = catalog::expected(Layout::Source, 6);
-    let removed: Vec<&str> = v5
-        .iter()
-        .filter(|o| !v6.contains(o))
-        .map(|o| o.name.as_str())
-        .collect();
-    assert_eq!(removed, ["restore_events(text,text,text,text)"]);
+async fn each_source_version_changes_exactly_the_objects_its_migration_names() {
+    // What each migration is meant to add (+), remove (-) or redefine (~), by kind and name.
+    let intended: &[(i32, &[&str])] = &[
+        (
+            1,
+            &[
+                "+constraint events.events_pkey",
+                "+index events_event_entityid",
+                "+index events_event_entityname",
+                "+index events_event_metadata_command",
+                "+index events_event_operation",
+                "+index events_event_propertyname",
+                "+index events_pkey",
+                "+index events_ts",
+                "+table events",
+            ],
+        ),
+        (
+            2,
+            &["+constraint id.id_pkey", "+index id_pkey", "+table id"],
+        ),
+        (3, &["+function insert_events(text)"]),
+        (
+            4,
+            &[
+                "+extension dblink",
+                "+function restore_events(text,text,text,text)",
+            ],
+        ),
+        (
+            5,
+            &[
+                "+function filter_sql_command()",
+                "+function notify_event_insert()",
+                "+trigger events.check_sql_command",
+                "+trigger events.notify_insert",
+            ],
+        ),
+        (
+            6,
+            &[
+                "+function restore_events(text,text,text,text,integer)",
+                "-function restore_events(text,text,text,text)",
+            ],
+        ),
+        (7, &["~function insert_events(text)"]),
+        (
+            8,
+            &[
+                "~function notify_event_insert()",
+                "~trigger events.notify_insert",
+            ],
+        ),
+    ];
+    assert_eq!(
+        intended.len() as i32,
+        Layout::Source.latest_version(),
+        "a new migration needs its line here"
+    );
+    for (version, expected) in intended {
+        let before = catalog::expected(Layout::Source, version - 1);
+        let after = catalog::expected(Layout::Source, *version);
+        let (before, after) = (catalog::by_key(&before), catalog::by_key(&after));
+        let mut changes = Vec::new();
+        for (key, object) in &after {
+            match before.get(key) {
+                None => changes.push(format!("+{} {}", key.0, key.1)),
+                Some(old) if old.definition != object.definition => {
+                    changes.push(format!("~{} {}", key.0, key.1))
+                }
+                Some(_) => {}
+            }
+        }
+        for key in before.keys().filter(|key| !after.contains_key(*key)) {
+            changes.push(format!("-{} {}", key.0, key.1));
+        }
+        changes.sort();
+        let mut expected: Vec<String> = expected.iter().map(|c| c.to_string()).collect();
+        expected.sort();
+        assert_eq!(changes, expected, "source V{version}");
+    }
     assert_eq!(
         catalog::expected(Layout::Source, 1),
         catalog::expected(Layout::Destination, 1)
     );
-    assert!(catalog::expected(Layout::Source, 0).is_empty());
 }

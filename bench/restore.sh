@@ -38,6 +38,23 @@ sample_server_rss() {
   echo "$peak"
 }
 
+# measure LABEL DATABASE N CLIENT_FORMAT COMMAND...: runs COMMAND, checks DATABASE then holds N
+# events, and prints a table row.
+measure() {
+  local label=$1 database=$2 n=$3 client_format=$4 t0 t1 pid server_peak rows
+  shift 4
+  t0=$(now_ms)
+  /usr/bin/time -f "%M" -o "$work/rss" "$@" >"$work/out" 2>"$work/err" &
+  pid=$!
+  server_peak=$(sample_server_rss "$pid")
+  wait "$pid" || { cat "$work/err" >&2; exit 1; }
+  t1=$(now_ms)
+  rows=$(psql -X -At -d "$database" -c "SELECT count(*) FROM events")
+  [ "$rows" = "$n" ] || { echo "$label: $rows rows, expected $n" >&2; exit 1; }
+  awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" -v label="$label" -v cf="$client_format" \
+    'BEGIN {printf "| %d | %s | %.1f s | %.0f | " cf " | %.1f MB |\n", n, label, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+}
+
 echo "| N | method | wall time | events/s | client peak RSS | server process peak private memory |"
 echo "| ---: | --- | ---: | ---: | ---: | ---: |"
 for n in $sizes; do
@@ -53,30 +70,12 @@ for n in $sizes; do
   psql_q -d "backup_$n" -c "VACUUM ANALYZE events" -c "CHECKPOINT" >/dev/null
 
   # init-slate-db restore (creates the target itself).
-  t0=$(now_ms)
-  /usr/bin/time -f "%M" -o "$work/rss" "$tool" restore -n "tool_$n" --from-host "$PGHOST" --from-port "$PGPORT" \
-      --from-database "backup_$n" --from-user "$PGUSER" >"$work/out" 2>"$work/err" &
-  pid=$!
-  server_peak=$(sample_server_rss "$pid")
-  wait "$pid" || { cat "$work/err" >&2; exit 1; }
-  t1=$(now_ms)
-  rows=$(psql -X -At -d "tool_$n" -c "SELECT count(*) FROM events")
-  [ "$rows" = "$n" ] || { echo "restore: $rows rows, expected $n" >&2; exit 1; }
-  awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" \
-    'BEGIN {printf "| %d | init-slate-db restore | %.1f s | %.0f | %.1f MB | %.1f MB |\n", n, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+  measure "init-slate-db restore" "tool_$n" "$n" "%.1f MB" \
+    "$tool" restore -n "tool_$n" --from-host "$PGHOST" --from-port "$PGPORT" --from-database "backup_$n" --from-user "$PGUSER"
 
-  # restore_events: create the target, then one SQL call (dblink), as the manual procedure.
+  # restore_events: create the target first (not timed), then one SQL call through dblink.
   "$tool" -n "sql_$n" -t source >/dev/null 2>&1
   psql_q -d "sql_$n" -c "CHECKPOINT" >/dev/null
-  t0=$(now_ms)
-  /usr/bin/time -f "%M" -o "$work/rss" psql -X -q -v ON_ERROR_STOP=1 -d "sql_$n" \
-      -c "SELECT * FROM restore_events('$PGHOST', 'backup_$n', '$PGUSER', '$PGPASSWORD', $PGPORT)" >"$work/out" 2>"$work/err" &
-  pid=$!
-  server_peak=$(sample_server_rss "$pid")
-  wait "$pid" || { cat "$work/err" >&2; exit 1; }
-  t1=$(now_ms)
-  rows=$(psql -X -At -d "sql_$n" -c "SELECT count(*) FROM events")
-  [ "$rows" = "$n" ] || { echo "restore_events: $rows rows, expected $n" >&2; exit 1; }
-  awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" \
-    'BEGIN {printf "| %d | SELECT restore_events(...) | %.1f s | %.0f | %.1f MB (psql) | %.1f MB |\n", n, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+  measure "SELECT restore_events(...)" "sql_$n" "$n" "%.1f MB (psql)" \
+    psql -X -q -v ON_ERROR_STOP=1 -d "sql_$n" -c "SELECT * FROM restore_events('$PGHOST', 'backup_$n', '$PGUSER', '$PGPASSWORD', $PGPORT)"
 done

@@ -38,12 +38,13 @@ profile=${BENCH_PROFILE:-release}
 cargo build --profile "$profile" --quiet
 tool=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/init-slate-db
 command -v pgbench >/dev/null || { echo "bench/write.sh: pgbench not found (apt-get install postgresql-client)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "bench/write.sh: python3 not found (apt-get install python3); it summarises the results" >&2; exit 1; }
 
 eval "$(scripts/throwaway-postgres.sh start)"
 work=$(mktemp -d)
-listener_pid=""
+listener_pid="" feeder_pid=""
 cleanup() {
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
+  declare -F stop_listener >/dev/null && stop_listener
   scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"
   rm -rf "$work"
 }
@@ -88,16 +89,23 @@ reset_db() {
 }
 
 start_listener() {
-  # A session that LISTENs and keeps reading, as a replicator would.
-  ( echo "LISTEN eventsinsert;"; while sleep 0.05; do echo "SELECT 1;"; done ) | psql -X -q -d "w_$1" >/dev/null 2>&1 &
+  # A session that LISTENs and keeps reading, as a replicator would: psql reads a FIFO that a
+  # feeder loop writes; both PIDs are kept, so only the processes started here are ended.
+  rm -f "$work/listen.fifo"; mkfifo "$work/listen.fifo"
+  psql -X -q -d "w_$1" <"$work/listen.fifo" >/dev/null 2>&1 &
   listener_pid=$!
+  ( echo "LISTEN eventsinsert;"; while sleep 0.05; do echo "SELECT 1;"; done ) >"$work/listen.fifo" 2>/dev/null &
+  feeder_pid=$!
   sleep 0.3
 }
 
 stop_listener() {
-  [ -n "$listener_pid" ] && { kill "$listener_pid" 2>/dev/null || true; wait "$listener_pid" 2>/dev/null || true; }
-  pkill -f "psql -X -q -d w_" 2>/dev/null || true
-  listener_pid=""
+  local pid
+  for pid in $feeder_pid $listener_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  listener_pid="" feeder_pid=""
 }
 
 check_gapless() {

@@ -10,17 +10,7 @@
 set -euo pipefail
 
 find_bindir() {
-  if [ -n "${PG_BINDIR:-}" ]; then echo "$PG_BINDIR"; return; fi
-  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
-    pg_config --bindir; return
-  fi
-  local dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
-  done
-  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
-  echo "throwaway-postgres: no PostgreSQL server binaries found (install the postgresql package, or set PG_BINDIR)" >&2
-  exit 1
+  "$(dirname "$0")/pg-bindir.sh"
 }
 
 as_server_user() {

@@ -1,42 +1,112 @@
-//! The errors a run can end with, each with the exit code the README documents.
+//! The errors a run can end with. This is the one place that chooses an exit code, and
+//! [`EXIT_CODES`] is the one table of them: `--help` prints it and a test ties the README's
+//! table to it.
 
 use crate::pg::PgFailure;
 
 /// Exit codes: a documented contract (README, "Exit codes").
 pub mod exit_code {
-    /// Unexpected failure: a query outside the steps below failed, or the runtime broke.
+    /// Unexpected failure.
     pub const FAILURE: u8 = 1;
     /// Invalid options: nothing was touched.
     pub const INVALID_OPTIONS: u8 = 2;
     /// The database to create already exists: it was left untouched.
     pub const DATABASE_EXISTS: u8 = 3;
-    /// Could not connect or log in (unreachable, timeout, wrong password, no password).
+    /// Could not connect or log in.
     pub const CONNECTION: u8 = 4;
-    /// The role lacks a privilege the run needs (CREATEDB, superuser for dblink).
+    /// The role lacks a privilege the run needs.
     pub const PRIVILEGE: u8 = 5;
-    /// The database was created but initializing it failed (it was dropped unless kept).
+    /// Initialization or a migration failed (rolled back, the new database dropped).
     pub const INITIALIZATION: u8 = 6;
     /// Another run held the lock longer than --lock-timeout.
     pub const LOCK_TIMEOUT: u8 = 7;
-    /// status: migrations are pending (migrate applies them).
+    /// status: migrations are pending.
     pub const PENDING: u8 = 10;
-    /// status, migrate, adopt, create --if-not-exists: the history diverges from this build's
-    /// migrations, or objects are missing or changed.
+    /// The history or the objects differ from the layout.
     pub const DRIFT: u8 = 11;
     /// The database is not a slate event store.
     pub const NOT_SLATE: u8 = 12;
-    /// The database is a store of the other layout than the one asked for.
+    /// The database is a store of the other layout.
     pub const WRONG_LAYOUT: u8 = 13;
-    /// A slate database without a history table (made by the original tool): adopt it.
+    /// A slate database without a history table: adopt it.
     pub const UNMANAGED: u8 = 14;
-    /// restore: the backup is not a usable slate events table (missing, empty, gaps).
+    /// restore: the backup is not a usable slate events table.
     pub const BAD_BACKUP: u8 = 15;
     /// restore --into-existing: the target is not a freshly initialized source.
     pub const TARGET_NOT_FRESH: u8 = 16;
     /// restore: the copy does not match the backup; nothing was committed.
     pub const VERIFICATION: u8 = 17;
-    /// Interrupted by Ctrl-C or SIGTERM (the database this run created was dropped).
+    /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
+}
+
+/// Every exit code and what it means, in the words of `--help` and the README.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "success; status: up to date and verified; a dry run whose checks passed",
+    ),
+    (exit_code::FAILURE, "unexpected failure"),
+    (
+        exit_code::INVALID_OPTIONS,
+        "invalid options; nothing was touched",
+    ),
+    (
+        exit_code::DATABASE_EXISTS,
+        "the database already exists; it was left untouched",
+    ),
+    (exit_code::CONNECTION, "could not connect or log in"),
+    (
+        exit_code::PRIVILEGE,
+        "the role lacks a needed privilege, or the server lacks dblink; nothing was created",
+    ),
+    (
+        exit_code::INITIALIZATION,
+        "initialization or a migration failed and was rolled back (a new database is dropped)",
+    ),
+    (
+        exit_code::LOCK_TIMEOUT,
+        "another run held the lock longer than --lock-timeout",
+    ),
+    (exit_code::PENDING, "status: migrations are pending"),
+    (
+        exit_code::DRIFT,
+        "drift: the history or the objects differ from the layout",
+    ),
+    (exit_code::NOT_SLATE, "not a slate event store"),
+    (
+        exit_code::WRONG_LAYOUT,
+        "the database is a store of the other layout",
+    ),
+    (
+        exit_code::UNMANAGED,
+        "no history table (made by the original tool): adopt it",
+    ),
+    (
+        exit_code::BAD_BACKUP,
+        "restore: the backup cannot be restored from",
+    ),
+    (
+        exit_code::TARGET_NOT_FRESH,
+        "restore --into-existing: the target is not a freshly initialized source",
+    ),
+    (
+        exit_code::VERIFICATION,
+        "restore: verification failed; nothing was committed",
+    ),
+    (
+        exit_code::INTERRUPTED,
+        "interrupted by Ctrl-C or SIGTERM; what the run created was removed",
+    ),
+];
+
+/// The exit-code table as `--help` prints it.
+pub fn exit_codes_help() -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in EXIT_CODES {
+        text.push_str(&format!("\n  {code:<4} {meaning}"));
+    }
+    text
 }
 
 /// A failed connection: where, as whom, how secured, and what happened.
@@ -65,11 +135,13 @@ pub enum Error {
     #[error("{0}")]
     Connect(Box<ConnectFailure>),
 
-    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; pass --password-stdin, set PGPASSWORD, add it to ~/.pgpass, or run in a terminal to be prompted")]
+    /// `how` says how to supply a password for this connection.
+    #[error("could not connect to {endpoint} as user \"{user}\" (database \"{database}\"): the server asks for a password and none was given; {how}")]
     PasswordRequired {
         endpoint: String,
         user: String,
         database: String,
+        how: String,
     },
 
     #[error("connecting to {endpoint} as user \"{user}\" (database \"{database}\") timed out after {timeout_ms} ms; check --host and --port, or raise --connect-timeout")]
@@ -94,11 +166,13 @@ pub enum Error {
         cleanup: String,
     },
 
-    #[error("{step} failed: {failure}")]
-    Query { step: String, failure: PgFailure },
-
-    #[error("interrupted while {step}; {cleanup}")]
-    Interrupted { step: String, cleanup: String },
+    #[error("applying {versions} to \"{database}\" failed and was rolled back: {failure}")]
+    MigrationFailed {
+        database: String,
+        /// `V7, V8`.
+        versions: String,
+        failure: PgFailure,
+    },
 
     #[error("another run holds the lock {lock:?}: {holder}; gave up after {timeout_secs} s (wait for it to finish, or raise --lock-timeout)")]
     LockTimeout {
@@ -107,16 +181,61 @@ pub enum Error {
         timeout_secs: u64,
     },
 
-    /// A database's state (from the audit) does not allow the command, or status reports it.
+    /// The audit's verdict refuses the command (or is what `status` reports).
     #[error("{message}")]
-    State { message: String, exit_code: u8 },
+    Refused { message: String, refusal: Refusal },
+
+    #[error(
+        "database \"{database}\" is a {found} event store, not a {wanted} one; nothing was changed"
+    )]
+    WrongLayout {
+        database: String,
+        found: &'static str,
+        wanted: &'static str,
+    },
+
+    #[error("the backup {backup} cannot be restored from, nothing was created: {reason}")]
+    BadBackup { backup: String, reason: String },
+
+    #[error("--into-existing refused: database \"{database}\" {reason}; it was left untouched")]
+    TargetNotFresh { database: String, reason: String },
+
+    #[error("verification failed: {0}")]
+    Verification(String),
+
+    #[error("{step} failed: {failure}")]
+    Query { step: String, failure: PgFailure },
+
+    #[error("interrupted while {step}; {cleanup}")]
+    Interrupted { step: String, cleanup: String },
+
+    /// A restore step failed after the target was touched: what was undone, and why.
+    #[error("restore into \"{database}\" failed, nothing was committed: {cause}; {cleanup}")]
+    RestoreAbandoned {
+        database: String,
+        cause: Box<Error>,
+        cleanup: String,
+    },
 
     #[error("{0}")]
     Internal(String),
 }
 
+/// Why the audit refuses a database; each kind has its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Migrations are pending (`status` only: the others apply them).
+    Pending,
+    /// History or objects differ from the layout.
+    Drift,
+    /// Not a slate event store.
+    NotSlate,
+    /// No history table: adopt it.
+    Unmanaged,
+}
+
 impl Error {
-    /// The process exit code for this error (see [`exit_code`]).
+    /// The process exit code for this error (see [`EXIT_CODES`]).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidOptions(_) => exit_code::INVALID_OPTIONS,
@@ -125,11 +244,41 @@ impl Error {
                 exit_code::CONNECTION
             }
             Error::MissingPrivilege(_) => exit_code::PRIVILEGE,
-            Error::Initialization { .. } => exit_code::INITIALIZATION,
-            Error::Interrupted { .. } => exit_code::INTERRUPTED,
+            Error::Initialization { .. } | Error::MigrationFailed { .. } => {
+                exit_code::INITIALIZATION
+            }
             Error::LockTimeout { .. } => exit_code::LOCK_TIMEOUT,
-            Error::State { exit_code, .. } => *exit_code,
+            Error::Refused { refusal, .. } => match refusal {
+                Refusal::Pending => exit_code::PENDING,
+                Refusal::Drift => exit_code::DRIFT,
+                Refusal::NotSlate => exit_code::NOT_SLATE,
+                Refusal::Unmanaged => exit_code::UNMANAGED,
+            },
+            Error::WrongLayout { .. } => exit_code::WRONG_LAYOUT,
+            Error::BadBackup { .. } => exit_code::BAD_BACKUP,
+            Error::TargetNotFresh { .. } => exit_code::TARGET_NOT_FRESH,
+            Error::Verification(_) => exit_code::VERIFICATION,
+            Error::Interrupted { .. } => exit_code::INTERRUPTED,
+            // A failed restore step ends with its own code: 6, 17, 130, ...
+            Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {
+                exit_code::FAILURE => exit_code::INITIALIZATION,
+                code => code,
+            },
             Error::Query { .. } | Error::Internal(_) => exit_code::FAILURE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_listed_once_in_ascending_order() {
+        let codes: Vec<u8> = EXIT_CODES.iter().map(|(c, _)| *c).collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
     }
 }

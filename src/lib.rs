@@ -3,29 +3,31 @@
 //! The binary is a thin shell around this library: [`cli::parse`] turns the command line into
 //! validated settings, [`run`] carries them out, and [`report_error`] is the one place where an
 //! [`Error`] becomes a message on stderr and an exit code.
+//!
+//! Modules, top to bottom (imports point only down): `cli` → `commands` → `output` → `store` →
+//! `connect`, `lock`, `shutdown`, `logging` → `error` → `pg`, `identifier`.
 
-pub mod audit;
-pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod connect;
-pub mod create;
 pub mod error;
 pub mod identifier;
-pub mod layout;
-pub mod lifecycle;
 pub mod lock;
 pub mod logging;
+pub mod output;
 pub mod pg;
-pub mod pgpass;
-pub mod restore;
-pub mod status;
-pub mod tls;
+pub mod shutdown;
+pub mod store;
 
 pub use error::Error;
 
 use std::process::ExitCode;
 
-/// Runs a parsed invocation to completion on a fresh Tokio runtime.
+use commands::{create, migrate, restore, status};
+use shutdown::Shutdown;
+
+/// Runs a parsed invocation to completion on a fresh Tokio runtime, listening for Ctrl-C and
+/// SIGTERM once for the whole run.
 pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -33,20 +35,20 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
         .build()
         .map_err(|source| Error::Internal(format!("cannot start the async runtime: {source}")))?;
     runtime.block_on(async move {
+        let shutdown = Shutdown::install();
         invocation.warn_about_visible_password();
         let connection = invocation.connection;
         match invocation.command {
-            cli::Command::Create(settings) => create::run(connection, settings).await,
+            cli::Command::Create(settings) => create::run(connection, settings, &shutdown).await,
             cli::Command::Status(settings) => status::run(connection, settings).await,
-            cli::Command::Migrate(settings) => lifecycle::migrate(connection, settings).await,
-            cli::Command::Adopt(settings) => lifecycle::adopt(connection, settings).await,
-            cli::Command::Restore(settings) => restore::run(connection, *settings).await,
+            cli::Command::Migrate(settings) => migrate::migrate(connection, settings).await,
+            cli::Command::Adopt(settings) => migrate::adopt(connection, settings).await,
+            cli::Command::Restore(settings) => restore::run(connection, *settings, &shutdown).await,
         }
     })
 }
 
 /// Prints `error` for a person (one line per problem, no backtrace) and returns its exit code.
 pub fn report_error(error: &Error) -> ExitCode {
-    logging::report_error(error);
-    ExitCode::from(error.exit_code())
+    ExitCode::from(logging::report_error(error))
 }

@@ -71,15 +71,17 @@ pub fn init(settings: &LoggingSettings) {
 }
 
 /// Prints the final error: one `error:` line per problem on stderr, or in JSON one `ERROR`
-/// object with the message and the exit code.
-pub fn report_error(error: &Error) {
+/// object with the message and the exit code. Returns the exit code.
+pub fn report_error(error: &Error) -> u8 {
+    let code = error.exit_code();
     if FORMAT.get() == Some(&LogFormat::Json) {
         for line in error.to_string().lines() {
-            tracing::error!(exit_code = error.exit_code(), "{line}");
+            tracing::error!(exit_code = code, "{line}");
         }
-        return;
+        return code;
     }
     for line in error.to_string().lines() {
         eprintln!("error: {line}");
     }
+    code
 }

@@ -1,0 +1,284 @@
+//! The command line's clap definitions: every option of every command, once.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
+
+/// Create a PostgreSQL database and initialize it as a slate event store.
+///
+/// A source database is the master event log: gapless ids handed out by insert_events, its own
+/// clock, NOTIFY on insert, and restore_events for disaster recovery. A destination database
+/// is a replica that a replicator fills.
+///
+/// Without a subcommand, creates a database: init-slate-db -n NAME -t source|destination
+#[derive(Parser)]
+#[command(name = "init-slate-db", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<SubCommand>,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// The subcommands; without one, the tool creates a database.
+#[derive(Subcommand)]
+pub enum SubCommand {
+    /// Create and initialize a database (what the tool does without a subcommand)
+    Create(CreateArgs),
+    /// Show the applied migrations and verify the database's objects against its layout
+    Status(StatusArgs),
+    /// Apply this build's pending migrations to an existing slate database, in one transaction
+    Migrate(MigrateArgs),
+    /// Put a database made by the original Node.js init-slate-db under migration control
+    Adopt(AdoptArgs),
+    /// Rebuild a source database from a backup (a destination kept by the replicator) in one
+    /// verified transaction
+    Restore(RestoreArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+/// Options every subcommand accepts, before or after its name.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Output on stdout: "text" for people, "json" for programs
+    #[arg(long, value_name = "FORMAT", default_value = "text", global = true)]
+    pub format: String,
+
+    /// Log lines on stderr: "text" or "json" (one object per line) [env: INIT_SLATE_DB_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT", global = true)]
+    pub log_format: Option<String>,
+
+    /// Seconds to wait for another run that holds the database's lock
+    #[arg(long, value_name = "SECONDS", default_value = DEFAULT_LOCK_TIMEOUT_SECS, global = true)]
+    pub lock_timeout: String,
+}
+
+/// Options of the create job (the original tool's invocation).
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Name of the database to create (required): letters, digits, _ and $, not starting with
+    /// a digit or $, at most 63 bytes; case is kept
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub new_database: Option<String>,
+
+    /// Type of events table to create (required): "source" or "destination"
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub table_type: Option<String>,
+
+    /// Validate the options, run the read-only checks and show what would be done; create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Database to connect to for CREATE DATABASE [default: the --url database, else postgres]
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
+
+    /// If initialization fails, keep the new database for debugging instead of dropping it
+    #[arg(long)]
+    pub keep_on_failure: bool,
+
+    /// If the database exists: succeed without change when it is a verified store of this
+    /// layout, apply pending migrations when it only lacks them, fail otherwise (for CI)
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+impl CreateArgs {
+    /// Whether any create option was given (they are invalid before a subcommand).
+    pub(super) fn was_given(&self) -> bool {
+        self.new_database.is_some()
+            || self.table_type.is_some()
+            || self.dry_run
+            || self.maintenance_db.is_some()
+            || self.keep_on_failure
+            || self.if_not_exists
+    }
+}
+
+/// Options of `status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The database to audit (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+}
+
+/// Options of `migrate`.
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The database to migrate (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The layout the database must have: "source" or "destination" (detected when absent)
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub table_type: Option<String>,
+
+    /// Show the plan and the SQL of the pending migrations; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `adopt`.
+#[derive(Args)]
+pub struct AdoptArgs {
+    /// The database to adopt (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The layout the database must have: "source" or "destination" (detected when absent)
+    #[arg(short = 't', long, value_name = "TYPE")]
+    pub table_type: Option<String>,
+
+    /// Only record the original's migrations as applied; do not apply the later ones
+    #[arg(long)]
+    pub baseline_only: bool,
+
+    /// Verify and show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `restore`.
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The source database to create and restore into (required)
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub new_database: Option<String>,
+
+    /// Restore into an existing source database that is freshly initialized (no events, id 1)
+    #[arg(long)]
+    pub into_existing: bool,
+
+    /// Backup server: host name, IP address or Unix-socket directory (required)
+    #[arg(long, value_name = "NAME")]
+    pub from_host: Option<String>,
+
+    /// Backup server port [default: 5432]
+    #[arg(long, value_name = "PORT")]
+    pub from_port: Option<String>,
+
+    /// Backup database (required)
+    #[arg(long, value_name = "NAME")]
+    pub from_database: Option<String>,
+
+    /// Backup user [default: the target's user]
+    #[arg(long, value_name = "NAME")]
+    pub from_user: Option<String>,
+
+    /// Backup password; else INIT_SLATE_DB_FROM_PASSWORD, the password file, or a prompt
+    #[arg(
+        long,
+        env = "INIT_SLATE_DB_FROM_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub from_password: Option<String>,
+
+    /// TLS mode for the backup connection [default: the target's]
+    #[arg(long, value_name = "MODE")]
+    pub from_sslmode: Option<String>,
+
+    /// Database to connect to for CREATE DATABASE
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
+
+    /// Check the backup and the target and show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Connection options shared by every command; accepted before or after a subcommand.
+#[derive(Args)]
+pub struct ConnectionArgs {
+    /// Connection string: postgresql://user@host:port/db?sslmode=... or "host=... port=...";
+    /// its database is the one connected to first (the maintenance database for create)
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        global = true
+    )]
+    pub url: Option<String>,
+
+    /// Database server: host name, IP address, or Unix-socket directory (a value starting with
+    /// '/') [env: PGHOST] [default: localhost]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub host: Option<String>,
+
+    /// Database server port [env: PGPORT] [default: 5432]
+    #[arg(long, value_name = "PORT", allow_hyphen_values = true, global = true)]
+    pub port: Option<String>,
+
+    /// Database user; must be allowed to create databases (and a superuser for a source
+    /// database, to install dblink). If absent: prompted for on a terminal, else the OS user
+    /// [env: PGUSER]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub user: Option<String>,
+
+    /// Database password; visible to other users in the process list, prefer PGPASSWORD,
+    /// --password-stdin or ~/.pgpass. If none is found and the server asks for one: prompted
+    /// for on a terminal, else the run fails [env: PGPASSWORD]
+    #[arg(long, value_name = "PASSWORD", global = true)]
+    pub password: Option<String>,
+
+    /// Read the password from standard input (one trailing newline is removed)
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+
+    /// Time allowed for each connection, TCP connect and login together, in milliseconds
+    /// [env: PGCONNECT_TIMEOUT, in seconds] [default: 15000]
+    #[arg(
+        long,
+        value_name = "MILLISECS",
+        allow_hyphen_values = true,
+        global = true
+    )]
+    pub connect_timeout: Option<String>,
+
+    /// TLS: disable, allow, prefer, require, verify-ca or verify-full, as libpq
+    /// [env: PGSSLMODE] [default: prefer]
+    #[arg(long, value_name = "MODE", global = true)]
+    pub sslmode: Option<String>,
+
+    /// Trusted root certificates for verify-ca and verify-full: a PEM file, or "system" for the
+    /// platform's store [env: PGSSLROOTCERT] [default: ~/.postgresql/root.crt if it exists]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub sslrootcert: Option<String>,
+
+    /// Keep retrying a server that refuses connections or is starting up, for up to this many
+    /// seconds
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub wait: Option<String>,
+}
+
+impl From<ConnectionArgs> for crate::connect::ConnectionOptions {
+    fn from(args: ConnectionArgs) -> Self {
+        crate::connect::ConnectionOptions {
+            url: args.url,
+            host: args.host,
+            port: args.port,
+            user: args.user,
+            password: args.password,
+            password_stdin: args.password_stdin,
+            connect_timeout: args.connect_timeout,
+            sslmode: args.sslmode,
+            sslrootcert: args.sslrootcert,
+            wait: args.wait,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The command line: clap definitions, and their validation into settings, done once.
+//! Nothing after [`parse`] sees raw arguments.
+
+mod args;
+mod validate;
+
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::commands::create::CreateSettings;
+use crate::commands::migrate::{AdoptSettings, MigrateSettings};
+use crate::commands::restore::RestoreSettings;
+use crate::commands::status::StatusSettings;
+use crate::connect::ConnectionSettings;
+use crate::error::{exit_codes_help, Error};
+use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
+
+pub use args::{Cli, SubCommand};
+
+/// A validated command line.
+pub struct Invocation {
+    /// What to do.
+    pub command: Command,
+    /// Where and as whom to connect.
+    pub connection: ConnectionSettings,
+    /// How to log.
+    pub logging: LoggingSettings,
+    /// The password came from `--password` on the command line, where `ps` shows it.
+    pub(crate) password_on_command_line: bool,
+}
+
+/// The jobs the tool does.
+pub enum Command {
+    /// Create and initialize a database.
+    Create(CreateSettings),
+    /// Audit a database.
+    Status(StatusSettings),
+    /// Apply pending migrations.
+    Migrate(MigrateSettings),
+    /// Adopt a database made by the original tool.
+    Adopt(AdoptSettings),
+    /// Restore a source from a backup (boxed: it carries a second set of connection settings).
+    Restore(Box<RestoreSettings>),
+}
+
+impl Invocation {
+    /// Warns once, on stderr, when the password is visible in the process list.
+    pub fn warn_about_visible_password(&self) {
+        if self.password_on_command_line {
+            tracing::warn!(
+                "a password given on the command line (--password, --from-password) is visible to other users of this machine in the process list; prefer PGPASSWORD, INIT_SLATE_DB_FROM_PASSWORD, --password-stdin, ~/.pgpass or the prompt"
+            );
+        }
+    }
+}
+
+/// The clap command, for help output and snapshot tests.
+pub fn command() -> clap::Command {
+    Cli::command().after_help(exit_codes_help())
+}
+
+/// The outcome of parsing: how to log (known even when the options are invalid) and what to do.
+pub struct Parsed {
+    /// How to log.
+    pub logging: LoggingSettings,
+    /// `Ok(None)`: help, version, completions or the man page was printed; the run is over.
+    pub outcome: Result<Option<Invocation>, Error>,
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Parsed {
+    parse_from(std::env::args_os())
+}
+
+/// Parses `args` (the first is the program name) into a validated [`Invocation`].
+pub fn parse_from<I, T>(args: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let matches = match command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(error) => {
+            return Parsed {
+                logging: logging_from_raw(&args),
+                outcome: clap_outcome(error),
+            }
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return Parsed {
+                logging: logging_from_raw(&args),
+                outcome: Err(Error::InvalidOptions(vec![e.to_string()])),
+            }
+        }
+    };
+    let mut problems = Vec::new();
+    let logging = logging_settings(cli.common.log_format.as_deref(), &mut problems);
+    let outcome = match &cli.command {
+        Some(SubCommand::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut command(),
+                "init-slate-db",
+                &mut std::io::stdout(),
+            );
+            Ok(None)
+        }
+        Some(SubCommand::Man) => clap_mangen::Man::new(command())
+            .render(&mut std::io::stdout())
+            .map(|()| None)
+            .map_err(|e| Error::Internal(format!("cannot print the man page: {e}"))),
+        _ => validate::validate(cli, &matches, logging.clone(), problems).map(Some),
+    };
+    Parsed { logging, outcome }
+}
+
+/// `--log-format`, else INIT_SLATE_DB_LOG_FORMAT, else text.
+fn logging_settings(option: Option<&str>, problems: &mut Vec<String>) -> LoggingSettings {
+    let env = std::env::var(FORMAT_ENV).ok().filter(|v| !v.is_empty());
+    let (value, from) = match (option, env.as_deref()) {
+        (Some(v), _) => (v.to_string(), "--log-format"),
+        (None, Some(v)) => (v.to_string(), FORMAT_ENV),
+        (None, None) => ("text".to_string(), ""),
+    };
+    let format = LogFormat::parse(&value).unwrap_or_else(|| {
+        problems.push(format!(
+            "{from} {value:?} is invalid: it must be \"text\" or \"json\""
+        ));
+        LogFormat::Text
+    });
+    LoggingSettings {
+        ansi: std::io::stderr().is_terminal(),
+        format,
+    }
+}
+
+/// When clap could not parse the arguments, the log format still decides how the error is
+/// printed: look for `--log-format json` by hand.
+fn logging_from_raw(args: &[std::ffi::OsString]) -> LoggingSettings {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let option = args
+        .iter()
+        .position(|a| a == "--log-format")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--log-format=").map(String::from))
+        });
+    logging_settings(option.as_deref(), &mut Vec::new())
+}
+
+/// Help and version are printed and end the run; any other clap error is an invalid option,
+/// reported on one line.
+fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            error
+                .print()
+                .map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
+            Ok(None)
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            Err(Error::InvalidOptions(vec![format!(
+                "{first} (see init-slate-db --help)"
+            )]))
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Validation: the parsed arguments become each command's settings, every problem reported.
+
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+
+use super::args::{Cli, CreateArgs, RestoreArgs, SubCommand};
+use super::{Command, Invocation};
+use crate::commands::create::CreateSettings;
+use crate::commands::migrate::{AdoptSettings, MigrateSettings};
+use crate::commands::restore::RestoreSettings;
+use crate::commands::status::StatusSettings;
+use crate::connect::{read_stdin, ConnectionSettings};
+use crate::error::Error;
+use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
+use crate::logging::LoggingSettings;
+use crate::output::OutputFormat;
+use crate::store::layout::Layout;
+
+/// Checks every option and reports all problems together.
+pub(super) fn validate(
+    cli: Cli,
+    matches: &ArgMatches,
+    logging: LoggingSettings,
+    mut problems: Vec<String>,
+) -> Result<Invocation, Error> {
+    let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
+    let connection = ConnectionSettings::resolve(
+        cli.connection.into(),
+        &|name| std::env::var(name).ok(),
+        &mut read_stdin,
+        &mut problems,
+    );
+    let url_database = connection.as_ref().and_then(|c| c.database.as_deref());
+    let format = match cli.common.format.as_str() {
+        "text" => OutputFormat::Text,
+        "json" => OutputFormat::Json,
+        other => {
+            problems.push(format!(
+                "--format {other:?} is invalid: it must be \"text\" or \"json\""
+            ));
+            OutputFormat::Text
+        }
+    };
+    let lock_timeout = match cli.common.lock_timeout.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            problems.push(format!(
+                "--lock-timeout {:?} is invalid: it must be a whole number of seconds",
+                cli.common.lock_timeout
+            ));
+            Duration::ZERO
+        }
+    };
+
+    if cli.command.is_some() && cli.create.was_given() {
+        problems.push(
+            "-n/--new-database, -t/--table-type, --dry-run, --maintenance-db, --keep-on-failure and --if-not-exists before a subcommand belong to creating a database: put them after the subcommand, or drop the subcommand".into(),
+        );
+    }
+    let command = match cli.command {
+        None => validate_create(
+            cli.create,
+            url_database,
+            format,
+            lock_timeout,
+            &mut problems,
+        )
+        .map(Command::Create),
+        Some(SubCommand::Create(create)) => {
+            validate_create(create, url_database, format, lock_timeout, &mut problems)
+                .map(Command::Create)
+        }
+        Some(SubCommand::Status(args)) => {
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
+            database.map(|database| Command::Status(StatusSettings { database, format }))
+        }
+        Some(SubCommand::Migrate(args)) => {
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
+            let layout = optional_layout(args.table_type.as_deref(), &mut problems);
+            database.map(|database| {
+                Command::Migrate(MigrateSettings {
+                    database,
+                    layout,
+                    dry_run: args.dry_run,
+                    lock_timeout,
+                    format,
+                })
+            })
+        }
+        Some(SubCommand::Adopt(args)) => {
+            let database = database_name(args.database.as_deref().or(url_database), &mut problems);
+            let layout = optional_layout(args.table_type.as_deref(), &mut problems);
+            database.map(|database| {
+                Command::Adopt(AdoptSettings {
+                    database,
+                    layout,
+                    baseline_only: args.baseline_only,
+                    dry_run: args.dry_run,
+                    lock_timeout,
+                    format,
+                })
+            })
+        }
+        Some(SubCommand::Restore(args)) => validate_restore(
+            args,
+            connection.as_ref(),
+            url_database,
+            format,
+            lock_timeout,
+            &mut problems,
+        )
+        .map(|settings| Command::Restore(Box::new(settings))),
+        // Printed by parse_from before validation.
+        Some(SubCommand::Completions { .. } | SubCommand::Man) => None,
+    };
+
+    match (connection, command) {
+        (Some(connection), Some(command)) if problems.is_empty() => Ok(Invocation {
+            command,
+            connection,
+            logging,
+            password_on_command_line,
+        }),
+        _ => Err(Error::InvalidOptions(problems)),
+    }
+}
+
+/// Where the password came from, looking into the subcommand too (the option is global).
+fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
+    let on_command_line = |m: &ArgMatches, id: &str| {
+        m.try_get_raw(id).ok().flatten().is_some()
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let sub = matches.subcommand().map(|(_, sub)| sub);
+    let given = on_command_line(matches, "password")
+        || sub.is_some_and(|sub| {
+            on_command_line(sub, "password") || on_command_line(sub, "from_password")
+        });
+    given.then_some(ValueSource::CommandLine)
+}
+
+fn validate_create(
+    args: CreateArgs,
+    url_database: Option<&str>,
+    format: OutputFormat,
+    lock_timeout: Duration,
+    problems: &mut Vec<String>,
+) -> Option<CreateSettings> {
+    let new_database = new_database_name(
+        args.new_database.as_deref(),
+        "the name of the database to create",
+        problems,
+    );
+    let layout = match args.table_type.as_deref() {
+        None => {
+            problems.push("--table-type <TYPE> is required: \"source\" or \"destination\"".into());
+            None
+        }
+        Some(value) => parse_layout(value, problems),
+    };
+    let maintenance_db = args
+        .maintenance_db
+        .or_else(|| url_database.map(String::from))
+        .unwrap_or_else(|| "postgres".into());
+    if maintenance_db.is_empty() {
+        problems.push("--maintenance-db must not be empty".into());
+    }
+    Some(CreateSettings {
+        new_database: new_database?,
+        layout: layout?,
+        dry_run: args.dry_run,
+        maintenance_db,
+        keep_on_failure: args.keep_on_failure,
+        if_not_exists: args.if_not_exists,
+        lock_timeout,
+        format,
+    })
+}
+
+fn validate_restore(
+    args: RestoreArgs,
+    target: Option<&ConnectionSettings>,
+    url_database: Option<&str>,
+    format: OutputFormat,
+    lock_timeout: Duration,
+    problems: &mut Vec<String>,
+) -> Option<RestoreSettings> {
+    let new_database = new_database_name(
+        args.new_database.as_deref(),
+        "the source database to restore into",
+        problems,
+    );
+    let from_host = args.from_host.filter(|h| !h.is_empty());
+    if from_host.is_none() {
+        problems.push("--from-host <NAME> is required: the server of the backup database".into());
+    }
+    let from_database = args.from_database.filter(|d| !d.is_empty());
+    if from_database.is_none() {
+        problems.push(
+            "--from-database <NAME> is required: the backup database (a destination event store)"
+                .into(),
+        );
+    }
+    // Built even without a host, so that every invalid backup option is reported at once.
+    let backup = target.map(|target| {
+        target.for_other_server(
+            from_host.clone().unwrap_or_default(),
+            args.from_port.as_deref(),
+            args.from_user,
+            args.from_password,
+            args.from_sslmode.as_deref(),
+            problems,
+        )
+    });
+    from_host?;
+    Some(RestoreSettings {
+        new_database: new_database?,
+        into_existing: args.into_existing,
+        backup: backup?,
+        backup_database: from_database?,
+        maintenance_db: args
+            .maintenance_db
+            .or_else(|| url_database.map(String::from))
+            .unwrap_or_else(|| "postgres".into()),
+        dry_run: args.dry_run,
+        lock_timeout,
+        format,
+    })
+}
+
+/// `-n/--new-database`: required, and a valid identifier.
+fn new_database_name(
+    value: Option<&str>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Option<Identifier> {
+    let Some(name) = value else {
+        problems.push(format!("--new-database <NAME> is required: {what}"));
+        return None;
+    };
+    Identifier::parse(name)
+        .map_err(|why| {
+            problems.push(format!(
+                "--new-database {name:?} is not a valid PostgreSQL identifier: it {why}"
+            ))
+        })
+        .ok()
+}
+
+fn parse_layout(value: &str, problems: &mut Vec<String>) -> Option<Layout> {
+    let layout = Layout::parse(value);
+    if layout.is_none() {
+        problems.push(format!(
+            "--table-type {value:?} is invalid: it must be \"source\" or \"destination\""
+        ));
+    }
+    layout
+}
+
+fn optional_layout(value: Option<&str>, problems: &mut Vec<String>) -> Option<Layout> {
+    value.and_then(|v| parse_layout(v, problems))
+}
+
+/// An existing database's name: any text PostgreSQL accepts (it is always quoted or passed as
+/// a parameter), at most 63 bytes.
+fn database_name(value: Option<&str>, problems: &mut Vec<String>) -> Option<String> {
+    match value {
+        None | Some("") => {
+            problems.push("--database <NAME> is required: the database to work on".into());
+            None
+        }
+        Some(name) if name.len() > MAX_IDENTIFIER_BYTES => {
+            problems.push(format!(
+                "--database {name:?} is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+                name.len()
+            ));
+            None
+        }
+        Some(name) => Some(name.to_string()),
+    }
+}

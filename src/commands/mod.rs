@@ -1,0 +1,6 @@
+//! One module per command: each turns validated settings into work on the server and a report.
+
+pub mod create;
+pub mod migrate;
+pub mod restore;
+pub mod status;

@@ -1,0 +1,107 @@
+//! restore's checks before anything is created: the backup is a complete slate events table,
+//! and an `--into-existing` target is a freshly initialized source.
+
+use serde::Serialize;
+use tokio_postgres::{Client, Transaction};
+
+use crate::error::Error;
+use crate::store::audit::{self, Verdict};
+use crate::store::layout::Layout;
+
+use super::query_error;
+
+/// The backup's events table, as checked.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BackupFacts {
+    pub rows: i64,
+    pub max_id: i64,
+    /// The events table's size on disk (heap and TOAST), bytes.
+    pub table_bytes: i64,
+}
+
+/// The backup must have the slate events table with ids 1..count (the spec's rule: max(id)
+/// equals count(*)) and at least one event.
+pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<BackupFacts, Error> {
+    let refuse = |reason: String| Error::BadBackup {
+        backup: label.to_string(),
+        reason,
+    };
+    backup
+        .batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+        .await
+        .map_err(|e| query_error("setting up the backup session", e))?;
+    let columns: Vec<String> = backup
+        .query(
+            "SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+              WHERE a.attrelid = to_regclass('public.events') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("reading the backup's events table", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected = ["id bigint", "ts timestamp with time zone", "event jsonb"];
+    if columns.is_empty() {
+        return Err(refuse("it has no events table".into()));
+    }
+    if columns != expected {
+        return Err(refuse(format!(
+            "its events table has columns ({}), not ({})",
+            columns.join(", "),
+            expected.join(", ")
+        )));
+    }
+    let row = backup
+        .query_one("SELECT count(*), COALESCE(max(id), 0), COALESCE(min(id), 0), pg_table_size('public.events') FROM events", &[])
+        .await
+        .map_err(|e| query_error("counting the backup's events", e))?;
+    let (rows, max_id, min_id, table_bytes): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if rows == 0 {
+        return Err(refuse("its events table is empty".into()));
+    }
+    if max_id != rows || min_id != 1 {
+        return Err(refuse(format!(
+            "its ids are not 1..count without gaps: {rows} rows, ids {min_id}..{max_id} (the replica is incomplete or was written to)"
+        )));
+    }
+    Ok(BackupFacts {
+        rows,
+        max_id,
+        table_bytes,
+    })
+}
+
+/// `--into-existing`: a verified, up-to-date source with no events and id = 1, as
+/// restore_events demands.
+pub async fn check_fresh_target(client: &Client, name: &str) -> Result<(), Error> {
+    let audit = audit::audit(client, name, Some(Layout::Source)).await?;
+    let refuse = |reason: String| Error::TargetNotFresh {
+        database: name.to_string(),
+        reason,
+    };
+    if audit.layout != Some(Layout::Source) {
+        return Err(refuse("is not a source event store".into()));
+    }
+    if audit.verdict != Verdict::UpToDate {
+        return Err(refuse(format!(
+            "is not a verified, up-to-date source (status verdict: {})",
+            crate::output::name_of(&audit.verdict)
+        )));
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM events), (SELECT id FROM id)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("checking that the target is empty", e))?;
+    let (events, next): (i64, i64) = (row.get(0), row.get(1));
+    if events != 0 || next != 1 {
+        return Err(refuse(format!(
+            "is not freshly initialized ({events} events, id table at {next}; it must be 0 and 1)"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,512 @@
+//! The audit behind `status`, `migrate`, `adopt` and `create --if-not-exists`: which migrations a
+//! database has applied, whether they match this build's, and whether its objects are exactly
+//! what those migrations create.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Refusal};
+use crate::pg::PgFailure;
+use crate::store::catalog::{self, CatalogObject};
+use crate::store::layout::{Layout, HISTORY_TABLE};
+
+/// How a migration of the layout stands in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// Recorded with this build's name and checksum.
+    Applied,
+    /// Not recorded yet.
+    Pending,
+    /// Recorded with another name or checksum.
+    Divergent,
+    /// Recorded, but this build has no such version.
+    Unknown,
+}
+
+/// One row of the migrations table.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationRow {
+    pub version: i32,
+    pub name: String,
+    pub state: MigrationState,
+    /// When it was applied (RFC 3339), if recorded.
+    pub applied_on: Option<String>,
+    /// The checksum recorded in the database.
+    pub checksum: Option<String>,
+    /// The checksum of this build's migration.
+    pub expected_checksum: Option<String>,
+}
+
+/// How an object stands compared with what the applied migrations create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectState {
+    /// Present and as defined.
+    Ok,
+    /// Expected, absent.
+    Missing,
+    /// Present with another definition (or, for the id counter, another value).
+    Changed,
+    /// Present, not created by the layout: harmless, reported.
+    Extra,
+    /// Created by a migration that is not applied yet.
+    Pending,
+}
+
+/// One row of the objects table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectRow {
+    pub kind: String,
+    pub name: String,
+    pub state: ObjectState,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+/// The overall result, each with its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every migration applied and every object verified.
+    UpToDate,
+    /// Verified so far, with migrations still to apply.
+    Pending,
+    /// History or objects differ from this build's layout.
+    Drift,
+    /// No history table: a slate database made by the original tool (adopt it).
+    Unmanaged,
+    /// Neither a history table nor an events table.
+    NotSlate,
+}
+
+impl Verdict {
+    /// Why a command refuses a database with this verdict (`None` when up to date).
+    pub fn refusal(self) -> Option<Refusal> {
+        match self {
+            Verdict::UpToDate => None,
+            Verdict::Pending => Some(Refusal::Pending),
+            Verdict::Drift => Some(Refusal::Drift),
+            Verdict::Unmanaged => Some(Refusal::Unmanaged),
+            Verdict::NotSlate => Some(Refusal::NotSlate),
+        }
+    }
+}
+
+/// The whole audit of one database (the body of `status --format json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    pub database: String,
+    /// The detected layout; null when the database is not a slate event store.
+    pub layout: Option<Layout>,
+    pub verdict: Verdict,
+    /// The highest version recorded as applied that this build knows.
+    pub applied_version: i32,
+    /// The highest version this build has for the layout.
+    pub latest_version: i32,
+    pub migrations: Vec<MigrationRow>,
+    pub objects: Vec<ObjectRow>,
+    /// Sentences for people: why the verdict, what to do.
+    pub notes: Vec<String>,
+}
+
+impl Audit {
+    /// Migrations not applied yet.
+    pub fn pending_versions(&self) -> Vec<i32> {
+        self.migrations
+            .iter()
+            .filter(|m| m.state == MigrationState::Pending)
+            .map(|m| m.version)
+            .collect()
+    }
+
+    /// One line per problem (divergent or unknown migrations, missing or changed objects).
+    pub fn problems(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for m in &self.migrations {
+            match m.state {
+                MigrationState::Divergent => lines.push(format!(
+                    "migration V{} {} differs from this build's (recorded checksum {}, expected {})",
+                    m.version,
+                    m.name,
+                    m.checksum.as_deref().unwrap_or("?"),
+                    m.expected_checksum.as_deref().unwrap_or("?")
+                )),
+                MigrationState::Unknown => lines.push(format!(
+                    "migration V{} {} is recorded but unknown to this build (a newer init-slate-db applied it?)",
+                    m.version, m.name
+                )),
+                _ => {}
+            }
+        }
+        for o in &self.objects {
+            match o.state {
+                ObjectState::Missing => lines.push(format!("{} {} is missing", o.kind, o.name)),
+                ObjectState::Changed => lines.push(format!(
+                    "{} {} is changed: expected {}, found {}",
+                    o.kind,
+                    o.name,
+                    o.expected.as_deref().unwrap_or("?"),
+                    o.actual.as_deref().unwrap_or("?")
+                )),
+                _ => {}
+            }
+        }
+        lines
+    }
+
+    /// The error a command refusing this database reports: the verdict's exit code, a summary,
+    /// and the differences.
+    pub fn refusal(&self, what: &str) -> Error {
+        let mut message = format!("{what}: database \"{}\" ", self.database);
+        message.push_str(match self.verdict {
+            Verdict::NotSlate => "is not a slate event store (no events table, no history table)",
+            Verdict::Unmanaged => "has no history table (made by the original init-slate-db?): run init-slate-db adopt first",
+            Verdict::Drift => "has drifted from its layout",
+            Verdict::Pending => "has pending migrations",
+            Verdict::UpToDate => "is up to date",
+        });
+        let problems = self.problems();
+        if !problems.is_empty() {
+            message.push_str(": ");
+            message.push_str(&problems.join("; "));
+        }
+        Error::Refused {
+            message,
+            refusal: self.verdict.refusal().unwrap_or(Refusal::Drift),
+        }
+    }
+
+    /// `status`'s error for a verdict other than up to date: its first note, and its code.
+    pub fn verdict_error(&self) -> Error {
+        Error::Refused {
+            message: self
+                .notes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "not up to date".into()),
+            refusal: self.verdict.refusal().unwrap_or(Refusal::Drift),
+        }
+    }
+}
+
+/// A history row as refinery stores it.
+struct HistoryRow {
+    version: i32,
+    name: String,
+    applied_on: String,
+    checksum: String,
+}
+
+/// Audits the database `client` is connected to. `layout_hint` (from `-t`) is used only when
+/// the layout cannot be detected.
+pub async fn audit(
+    client: &Client,
+    database: &str,
+    layout_hint: Option<Layout>,
+) -> Result<Audit, Error> {
+    let query_error = |step: &str| {
+        let step = step.to_string();
+        move |e: tokio_postgres::Error| Error::Query {
+            step: format!("{step} of database \"{database}\""),
+            failure: PgFailure::from(&e),
+        }
+    };
+    let has_history: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("public.{HISTORY_TABLE}")],
+        )
+        .await
+        .map_err(query_error("looking for the history table"))?
+        .get(0);
+    let history = if has_history {
+        client
+            .query(&format!("SELECT version, name, applied_on, checksum FROM public.{HISTORY_TABLE} ORDER BY version"), &[])
+            .await
+            .map_err(query_error("reading the history table"))?
+            .iter()
+            .map(|row| HistoryRow {
+                version: row.get(0),
+                name: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                applied_on: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                checksum: row.get::<_, Option<String>>(3).unwrap_or_default(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let actual = catalog::read(client)
+        .await
+        .map_err(query_error("reading the catalog"))?;
+
+    let Some(layout) =
+        detect_layout(&history, &actual).or(if has_history { layout_hint } else { None })
+    else {
+        return Ok(Audit {
+            database: database.into(),
+            layout: None,
+            verdict: Verdict::NotSlate,
+            applied_version: 0,
+            latest_version: 0,
+            migrations: Vec::new(),
+            objects: Vec::new(),
+            notes: vec![format!("database \"{database}\" has neither an events table nor a {HISTORY_TABLE} table: it is not a slate event store")],
+        });
+    };
+
+    let migrations = compare_history(layout, &history);
+    let applied_version = migrations
+        .iter()
+        .filter(|m| m.state == MigrationState::Applied)
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    // Without history (the original tool's databases) compare with what the original made.
+    let expected_version = if has_history {
+        applied_version
+    } else {
+        layout.original_version()
+    };
+    let mut objects = compare_objects(
+        &catalog::expected(layout, expected_version),
+        &catalog::expected(layout, layout.latest_version()),
+        &actual,
+    );
+    if layout == Layout::Source && actual.iter().any(|o| o.kind == "table" && o.name == "id") {
+        objects.push(
+            check_id_counter(client)
+                .await
+                .map_err(query_error("checking the id table"))?,
+        );
+    }
+
+    let drift = migrations
+        .iter()
+        .any(|m| matches!(m.state, MigrationState::Divergent | MigrationState::Unknown))
+        || objects
+            .iter()
+            .any(|o| matches!(o.state, ObjectState::Missing | ObjectState::Changed));
+    let pending = migrations
+        .iter()
+        .any(|m| m.state == MigrationState::Pending);
+    let verdict = if !has_history {
+        Verdict::Unmanaged
+    } else if drift {
+        Verdict::Drift
+    } else if pending {
+        Verdict::Pending
+    } else {
+        Verdict::UpToDate
+    };
+    let mut notes = Vec::new();
+    match verdict {
+        Verdict::UpToDate => notes.push(format!(
+            "up to date: {} migration(s) applied, {} object(s) verified",
+            applied_version,
+            objects.iter().filter(|o| o.state == ObjectState::Ok).count()
+        )),
+        Verdict::Pending => notes.push(format!(
+            "pending: V{} not applied yet; run init-slate-db migrate -d {database}",
+            join_versions(&migrations, MigrationState::Pending)
+        )),
+        Verdict::Drift => notes.push("drift: the history or the objects differ from this build's layout (see the rows marked divergent, unknown, missing or changed)".into()),
+        Verdict::Unmanaged => notes.push(format!(
+            "unmanaged: no {HISTORY_TABLE} table; objects compared with what the original init-slate-db created (V1-V{}); run init-slate-db adopt -d {database}",
+            layout.original_version()
+        )),
+        Verdict::NotSlate => {}
+    }
+    let extras = objects
+        .iter()
+        .filter(|o| o.state == ObjectState::Extra)
+        .count();
+    if extras > 0 {
+        notes.push(format!(
+            "{extras} extra object(s) not created by the layout: harmless, listed for review"
+        ));
+    }
+    Ok(Audit {
+        database: database.into(),
+        layout: Some(layout),
+        verdict,
+        applied_version,
+        latest_version: layout.latest_version(),
+        migrations,
+        objects,
+        notes,
+    })
+}
+
+fn join_versions(migrations: &[MigrationRow], state: MigrationState) -> String {
+    migrations
+        .iter()
+        .filter(|m| m.state == state)
+        .map(|m| m.version.to_string())
+        .collect::<Vec<_>>()
+        .join(", V")
+}
+
+/// Source when anything says so (a history row of a source-only migration, or a source-only
+/// object), destination
+/// when there is an events table or a history, else none.
+fn detect_layout(history: &[HistoryRow], objects: &[CatalogObject]) -> Option<Layout> {
+    let destination = catalog::expected(Layout::Destination, Layout::Destination.latest_version());
+    let destination_keys = catalog::by_key(&destination);
+    let source = catalog::expected(Layout::Source, Layout::Source.latest_version());
+    let source_only = source.iter().any(|o| {
+        !destination_keys.contains_key(&o.key())
+            && objects
+                .iter()
+                .any(|a| a.kind == o.kind && a.name.split('(').next() == o.name.split('(').next())
+    });
+    let source_migrations = Layout::Source.migrations();
+    let source_history = history.iter().any(|h| {
+        h.version > 1
+            && source_migrations
+                .iter()
+                .any(|m| m.version() == h.version && m.name() == h.name)
+    });
+    if source_history || source_only {
+        Some(Layout::Source)
+    } else if !history.is_empty()
+        || objects
+            .iter()
+            .any(|o| o.kind == "table" && o.name == "events")
+    {
+        Some(Layout::Destination)
+    } else {
+        None
+    }
+}
+
+fn compare_history(layout: Layout, history: &[HistoryRow]) -> Vec<MigrationRow> {
+    let recorded: BTreeMap<i32, &HistoryRow> = history.iter().map(|h| (h.version, h)).collect();
+    let mut rows: Vec<MigrationRow> = layout
+        .migrations()
+        .iter()
+        .map(|m| {
+            let expected_checksum = Some(m.checksum().to_string());
+            match recorded.get(&m.version()) {
+                Some(h) => MigrationRow {
+                    version: m.version(),
+                    name: h.name.clone(),
+                    state: if h.name == m.name() && h.checksum == m.checksum().to_string() {
+                        MigrationState::Applied
+                    } else {
+                        MigrationState::Divergent
+                    },
+                    applied_on: Some(h.applied_on.clone()),
+                    checksum: Some(h.checksum.clone()),
+                    expected_checksum,
+                },
+                None => MigrationRow {
+                    version: m.version(),
+                    name: m.name().to_string(),
+                    state: MigrationState::Pending,
+                    applied_on: None,
+                    checksum: None,
+                    expected_checksum,
+                },
+            }
+        })
+        .collect();
+    for h in history
+        .iter()
+        .filter(|h| h.version < 1 || h.version > layout.latest_version())
+    {
+        rows.push(MigrationRow {
+            version: h.version,
+            name: h.name.clone(),
+            state: MigrationState::Unknown,
+            applied_on: Some(h.applied_on.clone()),
+            checksum: Some(h.checksum.clone()),
+            expected_checksum: None,
+        });
+    }
+    rows.sort_by_key(|r| r.version);
+    rows
+}
+
+/// `expected`: the catalog after the applied migrations; `latest`: after all of this build's.
+fn compare_objects(
+    expected: &[CatalogObject],
+    latest: &[CatalogObject],
+    actual: &[CatalogObject],
+) -> Vec<ObjectRow> {
+    let expected_keys = catalog::by_key(expected);
+    let actual_keys = catalog::by_key(actual);
+    let mut rows = Vec::new();
+    for o in expected {
+        let row = match actual_keys.get(&o.key()) {
+            Some(a) if a.definition == o.definition => {
+                row(o, ObjectState::Ok, Some(&o.definition), Some(&a.definition))
+            }
+            Some(a) => row(
+                o,
+                ObjectState::Changed,
+                Some(&o.definition),
+                Some(&a.definition),
+            ),
+            None => row(o, ObjectState::Missing, Some(&o.definition), None),
+        };
+        rows.push(row);
+    }
+    for a in actual
+        .iter()
+        .filter(|a| !expected_keys.contains_key(&a.key()))
+    {
+        rows.push(row(a, ObjectState::Extra, None, Some(&a.definition)));
+    }
+    for l in latest
+        .iter()
+        .filter(|l| !expected_keys.contains_key(&l.key()) && !actual_keys.contains_key(&l.key()))
+    {
+        rows.push(row(l, ObjectState::Pending, Some(&l.definition), None));
+    }
+    rows.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    rows
+}
+
+fn row(
+    o: &CatalogObject,
+    state: ObjectState,
+    expected: Option<&str>,
+    actual: Option<&str>,
+) -> ObjectRow {
+    ObjectRow {
+        kind: o.kind.clone(),
+        name: o.name.clone(),
+        state,
+        expected: expected.map(String::from),
+        actual: actual.map(String::from),
+    }
+}
+
+/// The id table must hold one row equal to max(events.id) + 1 (1 when empty): anything else
+/// means ids were handed out or events inserted without insert_events.
+async fn check_id_counter(client: &Client) -> Result<ObjectRow, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT (SELECT count(*) FROM id), (SELECT min(id) FROM id), (SELECT COALESCE(max(id), 0) + 1 FROM events)", &[])
+        .await?;
+    let (rows, value, next): (i64, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
+    let expected = format!("one row, {next} (max(events.id) + 1)");
+    let actual = match (rows, value) {
+        (1, Some(v)) => format!("one row, {v}"),
+        (0, _) => "no row".to_string(),
+        (n, _) => format!("{n} rows"),
+    };
+    Ok(ObjectRow {
+        kind: "data".into(),
+        name: "id counter".into(),
+        state: if rows == 1 && value == Some(next) {
+            ObjectState::Ok
+        } else {
+            ObjectState::Changed
+        },
+        expected: Some(expected),
+        actual: Some(actual),
+    })
+}

@@ -219,6 +219,10 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    /// A failure after which the run removed what it had created: the cause, then what was done.
+    #[error("{cause}; {cleanup}")]
+    CleanedUp { cause: Box<Error>, cleanup: String },
 }
 
 /// Why the audit refuses a database; each kind has its exit code.
@@ -264,7 +268,48 @@ impl Error {
                 exit_code::FAILURE => exit_code::INITIALIZATION,
                 code => code,
             },
+            Error::CleanedUp { cause, .. } => cause.exit_code(),
             Error::Query { .. } | Error::Internal(_) => exit_code::FAILURE,
+        }
+    }
+
+    /// Adds what the clean-up did to the message (`None`: there was nothing to clean up).
+    pub fn with_cleanup(self, cleanup: Option<String>) -> Error {
+        let Some(cleanup) = cleanup else {
+            return match self {
+                Error::Interrupted { step, .. } => Error::Interrupted {
+                    step,
+                    cleanup: "nothing was created".into(),
+                },
+                other => other,
+            };
+        };
+        match self {
+            Error::Initialization {
+                database,
+                layout,
+                step,
+                failure,
+                ..
+            } => Error::Initialization {
+                database,
+                layout,
+                step,
+                failure,
+                cleanup,
+            },
+            Error::Interrupted { step, .. } => Error::Interrupted { step, cleanup },
+            Error::RestoreAbandoned {
+                database, cause, ..
+            } => Error::RestoreAbandoned {
+                database,
+                cause,
+                cleanup,
+            },
+            other => Error::CleanedUp {
+                cause: Box::new(other),
+                cleanup,
+            },
         }
     }
 }

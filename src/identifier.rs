@@ -78,3 +78,27 @@ mod tests {
             .contains("64 bytes"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_name_is_accepted_exactly_when_it_is_a_plain_identifier(name in any::<String>()) {
+            let plain = !name.is_empty()
+                && name.len() <= MAX_IDENTIFIER_BYTES
+                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+            prop_assert_eq!(Identifier::parse(&name).is_ok(), plain);
+        }
+
+        #[test]
+        fn generated_identifiers_are_accepted(name in "[A-Za-z_][A-Za-z0-9_$]{0,62}") {
+            prop_assert!(Identifier::parse(&name).is_ok());
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod error;
+pub mod hooks;
 pub mod identifier;
 pub mod lock;
 pub mod logging;
@@ -41,8 +42,10 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
         match invocation.command {
             cli::Command::Create(settings) => create::run(connection, settings, &shutdown).await,
             cli::Command::Status(settings) => status::run(connection, settings).await,
-            cli::Command::Migrate(settings) => migrate::migrate(connection, settings).await,
-            cli::Command::Adopt(settings) => migrate::adopt(connection, settings).await,
+            cli::Command::Migrate(settings) => {
+                migrate::migrate(connection, settings, &shutdown).await
+            }
+            cli::Command::Adopt(settings) => migrate::adopt(connection, settings, &shutdown).await,
             cli::Command::Restore(settings) => restore::run(connection, *settings, &shutdown).await,
         }
     })

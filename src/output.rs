@@ -8,6 +8,7 @@ use comfy_table::{presets, Cell, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::store::audit::{Audit, MigrationState, ObjectState};
+use crate::store::build::Leftover;
 use crate::store::layout::{AppliedMigration, Layout};
 
 /// The version of the JSON documents' shape; raised when a field changes meaning or goes away.
@@ -311,13 +312,29 @@ pub struct StatusReport<'a> {
     pub format_version: u32,
     #[serde(flatten)]
     pub audit: &'a Audit,
+    /// Temporary databases of builds on this server: running, or left by a run that ended.
+    pub leftovers: Vec<Leftover>,
 }
 
 /// `status`: a header, the migrations table and the objects table.
 impl Report for StatusReport<'_> {
     fn text(&self) -> String {
-        let audit = self.audit;
-        audit_text(audit)
+        let mut out = audit_text(self.audit);
+        for leftover in &self.leftovers {
+            out.push_str(&format!(
+                "\nleftover  {} ({}): a build of \"{}\" by {}{}\n",
+                leftover.database,
+                leftover.state,
+                leftover.requested.as_deref().unwrap_or("?"),
+                leftover.run.as_deref().unwrap_or("an unknown run"),
+                if leftover.state == "abandoned" {
+                    "; the next create or restore of that name removes it"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
     }
 }
 

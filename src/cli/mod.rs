@@ -49,7 +49,7 @@ impl Invocation {
     pub fn warn_about_visible_password(&self) {
         if self.password_on_command_line {
             tracing::warn!(
-                "a password given on the command line (--password, --from-password) is visible to other users of this machine in the process list; prefer PGPASSWORD, INIT_SLATE_DB_FROM_PASSWORD, --password-stdin, ~/.pgpass or the prompt"
+                "a password given on the command line (--password, --from-password, or inside --url) is visible to other users of this machine in the process list; prefer PGPASSWORD, INIT_SLATE_DB_FROM_PASSWORD, --password-stdin, ~/.pgpass or the prompt"
             );
         }
     }
@@ -175,6 +175,84 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
             Err(Error::InvalidOptions(vec![format!(
                 "{first} (see init-slate-db --help)"
             )]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words the command line is made of: every option name, values good and bad.
+    fn word() -> impl Strategy<Value = String> {
+        let options = [
+            "create",
+            "status",
+            "migrate",
+            "adopt",
+            "restore",
+            "-n",
+            "-t",
+            "-d",
+            "--url",
+            "--host",
+            "--port",
+            "--user",
+            "--password",
+            "--connect-timeout",
+            "--sslmode",
+            "--sslrootcert",
+            "--wait",
+            "--format",
+            "--log-format",
+            "--lock-timeout",
+            "--dry-run",
+            "--maintenance-db",
+            "--keep-on-failure",
+            "--if-not-exists",
+            "--baseline-only",
+            "--into-existing",
+            "--from-host",
+            "--from-port",
+            "--from-database",
+            "--from-user",
+            "--from-password",
+            "--from-sslmode",
+            "source",
+            "destination",
+            "json",
+            "text",
+            "verify-full",
+            "0",
+            "65536",
+            "-1",
+            "18446744073709551615",
+            "99999999999999999999",
+            "postgresql://h/db?sslmode=%€x",
+            "host='a b",
+            "",
+        ];
+        prop_oneof![
+            proptest::sample::select(options.to_vec()).prop_map(String::from),
+            any::<String>().prop_filter("no stdin reads", |w| !w.contains("password-stdin")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3_000, ..ProptestConfig::default() })]
+
+        /// Whatever the arguments, parsing ends in settings or in one line per problem.
+        #[test]
+        fn no_command_line_makes_parsing_panic(words in proptest::collection::vec(word(), 0..8)) {
+            let help = ["-h", "--help", "-V", "--version", "help", "man", "completions"];
+            prop_assume!(!words.iter().any(|w| help.contains(&w.as_str())));
+            let args = std::iter::once("init-slate-db".to_string()).chain(words);
+            let parsed = parse_from(args);
+            if let Err(Error::InvalidOptions(problems)) = &parsed.outcome {
+                prop_assert!(!problems.is_empty());
+                prop_assert!(problems.iter().all(|p| !p.is_empty()));
+            }
         }
     }
 }

@@ -11,11 +11,13 @@ use crate::commands::create::CreateSettings;
 use crate::commands::migrate::{AdoptSettings, MigrateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
-use crate::connect::{read_stdin, ConnectionSettings};
+use crate::connect::settings::ENVIRONMENT;
+use crate::connect::{conninfo, read_stdin, ConnectionSettings};
 use crate::error::Error;
 use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
 use crate::logging::LoggingSettings;
 use crate::output::OutputFormat;
+use crate::store::build::TEMP_PREFIX;
 use crate::store::layout::Layout;
 
 /// Checks every option and reports all problems together.
@@ -26,6 +28,7 @@ pub(super) fn validate(
     mut problems: Vec<String>,
 ) -> Result<Invocation, Error> {
     let password_on_command_line = password_source(matches) == Some(ValueSource::CommandLine);
+    check_environment(&mut problems);
     let connection = ConnectionSettings::resolve(
         cli.connection.into(),
         &|name| std::env::var(name).ok(),
@@ -134,11 +137,31 @@ fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
             && m.value_source(id) == Some(ValueSource::CommandLine)
     };
     let sub = matches.subcommand().map(|(_, sub)| sub);
+    let url_with_password = |m: &ArgMatches| {
+        m.value_source("url") == Some(ValueSource::CommandLine)
+            && m.get_one::<String>("url")
+                .is_some_and(|url| conninfo::names_a_password(url))
+    };
     let given = on_command_line(matches, "password")
+        || url_with_password(matches)
         || sub.is_some_and(|sub| {
-            on_command_line(sub, "password") || on_command_line(sub, "from_password")
+            on_command_line(sub, "password")
+                || on_command_line(sub, "from_password")
+                || url_with_password(sub)
         });
     given.then_some(ValueSource::CommandLine)
+}
+
+/// The environment variables the tool reads, each checked to hold valid UTF-8: libpq would use
+/// the bytes, and silently ignoring one is worse than saying so.
+fn check_environment(problems: &mut Vec<String>) {
+    for name in ENVIRONMENT {
+        if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+            problems.push(format!(
+                "the environment variable {name} holds bytes that are not valid UTF-8: fix or unset it"
+            ));
+        }
+    }
 }
 
 fn validate_create(
@@ -240,6 +263,12 @@ fn new_database_name(
         problems.push(format!("--new-database <NAME> is required: {what}"));
         return None;
     };
+    if name.starts_with(TEMP_PREFIX) {
+        problems.push(format!(
+            "--new-database {name:?} starts with {TEMP_PREFIX:?}, which is reserved for the tool's temporary databases: choose another name"
+        ));
+        return None;
+    }
     Identifier::parse(name)
         .map_err(|why| {
             problems.push(format!(

@@ -1,4 +1,5 @@
-//! The create job: check, CREATE DATABASE, apply the layout, and clean up after a failure.
+//! The create job: check, build the store under a temporary name, publish it under its own, and
+//! remove what a failed or interrupted run created.
 
 use std::time::{Duration, Instant};
 
@@ -6,10 +7,11 @@ use tracing::{info, info_span, Instrument};
 
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
+use crate::hooks;
 use crate::identifier::Identifier;
-use crate::lock;
 use crate::output::{self, CreateAction, CreatePlan, CreateReport, OutputFormat, PlannedMigration};
 use crate::shutdown::Shutdown;
+use crate::store::build::{self, Claim, Ledger};
 use crate::store::layout::Layout;
 use crate::store::provision;
 use crate::store::upgrade::{self, Existing};
@@ -34,23 +36,14 @@ pub struct CreateSettings {
     pub format: OutputFormat,
 }
 
-/// Runs the create job end to end.
+/// Runs the create job end to end. Whatever ends it early (an error, Ctrl-C, SIGTERM), the
+/// queries in flight are cancelled and what the run created is removed before it returns.
 pub async fn run(
     connection: ConnectionSettings,
     settings: CreateSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
-    let started = Instant::now();
-    let CreateSettings {
-        new_database,
-        layout,
-        dry_run,
-        maintenance_db,
-        keep_on_failure,
-        if_not_exists,
-        lock_timeout,
-        format,
-    } = settings;
+    let _guard = shutdown.guard();
     info!(
         host = %connection.host,
         port = connection.port,
@@ -60,104 +53,140 @@ pub async fn run(
         transport = %connection.transport(),
         application_name = %connection.application_name,
         wait_s = connection.wait.map(|w| w.as_secs()),
-        maintenance_db = %maintenance_db,
-        new_database = %new_database,
-        table_type = %layout,
-        dry_run,
+        maintenance_db = %settings.maintenance_db,
+        new_database = %settings.new_database,
+        table_type = %settings.layout,
+        dry_run = settings.dry_run,
         "init-slate-db {} starting",
         env!("CARGO_PKG_VERSION")
     );
     let mut connector = Connector::new(connection)?;
-    let maintenance = connector.connect(&maintenance_db).await?;
-    // Held until the run ends (the connection closes): a second run for the same name waits,
-    // then re-reads the state below.
-    lock::acquire(
-        &maintenance,
-        &format!("create {new_database}"),
-        lock_timeout,
-    )
-    .await?;
+    let canceller = connector.canceller();
+    let ledger = Ledger::new(&settings.maintenance_db);
+    let outcome = tokio::select! {
+        result = create(&mut connector, &settings, &ledger) => result,
+        () = shutdown.requested() => Err(Error::Interrupted {
+            step: ledger.current_step().into(),
+            cleanup: String::new(),
+        }),
+    };
+    match outcome {
+        Ok(report) => {
+            output::emit(&report, settings.format);
+            Ok(())
+        }
+        Err(error) => {
+            if matches!(error, Error::Interrupted { .. }) {
+                canceller.cancel_all().await;
+            }
+            let cleanup = build::discard(&mut connector, &ledger, settings.keep_on_failure)
+                .instrument(info_span!("cleanup", database = %settings.new_database))
+                .await;
+            Err(error.with_cleanup(cleanup))
+        }
+    }
+}
 
-    let checked = provision::preflight(&maintenance, &mut connector, &new_database, layout)
-        .instrument(info_span!("preflight", database = %new_database))
+/// The steps: checks, the name claimed under a temporary database, the layout applied there,
+/// then the rename that publishes the complete store.
+async fn create(
+    connector: &mut Connector,
+    settings: &CreateSettings,
+    ledger: &Ledger,
+) -> Result<CreateReport, Error> {
+    let started = Instant::now();
+    let name = &settings.new_database;
+    let layout = settings.layout;
+    let report = |action, migrations_applied, connector: &Connector| CreateReport {
+        format_version: output::FORMAT_VERSION,
+        database: name.to_string(),
+        layout,
+        action,
+        endpoint: connector.settings().endpoint(),
+        migrations_applied,
+        duration_ms: started.elapsed().as_millis() as u64,
+        dry_run_text: None,
+    };
+    ledger.step("connecting");
+    let maintenance = connector.connect(&settings.maintenance_db).await?;
+    ledger.step("checking the role and the name");
+    let checked = provision::preflight(&maintenance, connector, name, layout)
+        .instrument(info_span!("preflight", database = %name))
         .await;
     match checked {
-        Err(Error::DatabaseExists { .. }) if if_not_exists => {
-            let existing = upgrade::bring_existing_up_to_date(
-                &mut connector,
-                new_database.as_str(),
-                layout,
-                dry_run,
-                lock_timeout,
-            )
-            .await?;
-            let (action, applied) = match existing {
-                Existing::UpToDate => (CreateAction::Existed, Vec::new()),
-                Existing::Pending => (CreateAction::DryRun, Vec::new()),
-                Existing::Migrated(applied) => (CreateAction::Migrated, applied),
-            };
-            let report = CreateReport {
-                format_version: output::FORMAT_VERSION,
-                database: new_database.to_string(),
-                layout,
-                action,
-                endpoint: connector.settings().endpoint(),
-                migrations_applied: applied,
-                duration_ms: started.elapsed().as_millis() as u64,
-                dry_run_text: None,
-            };
-            output::emit(&report, format);
-            return Ok(());
+        Err(Error::DatabaseExists { .. }) if settings.if_not_exists => {
+            return existing(connector, settings, started).await;
         }
         other => other?,
     }
-
-    if dry_run {
-        let report = CreateReport {
-            format_version: output::FORMAT_VERSION,
-            database: new_database.to_string(),
-            layout,
-            action: CreateAction::DryRun,
-            endpoint: connector.settings().endpoint(),
-            migrations_applied: Vec::new(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            dry_run_text: Some(
-                dry_run_plan(&connector, &maintenance_db, &new_database, layout).text(),
-            ),
-        };
-        output::emit(&report, format);
+    if settings.dry_run {
+        let mut dry = report(CreateAction::DryRun, Vec::new(), connector);
+        dry.dry_run_text =
+            Some(dry_run_plan(connector, &settings.maintenance_db, name, layout).text());
         info!("dry run: all checks passed; nothing was created or changed");
-        return Ok(());
+        return Ok(dry);
     }
 
-    provision::create_database(&maintenance, &connector, &new_database)
-        .instrument(info_span!("create_database", database = %new_database))
+    ledger.step("waiting for the name");
+    let claimed = build::claim(&maintenance, connector, name, settings.lock_timeout, ledger)
+        .instrument(info_span!("claim", database = %name))
         .await?;
-
-    let applied = provision::initialize_or_clean_up(
+    let build = match claimed {
+        Claim::Building(build) => build,
+        // Another run finished a store under this name while this one waited.
+        Claim::NameTaken if settings.if_not_exists => {
+            return existing(connector, settings, started).await;
+        }
+        Claim::NameTaken => {
+            return Err(Error::DatabaseExists {
+                database: name.to_string(),
+                endpoint: connector.settings().endpoint(),
+            })
+        }
+    };
+    hooks::pause("created", None).await;
+    let applied = provision::initialize(connector, &build, layout, ledger).await?;
+    ledger.step("publishing the store under its name");
+    hooks::pause("publishing", None).await;
+    build::publish(
         &maintenance,
-        shutdown,
-        &mut connector,
-        &new_database,
-        layout,
-        keep_on_failure,
+        &build,
+        &connector.settings().endpoint(),
+        ledger,
     )
     .await?;
-    let elapsed = started.elapsed();
-    output::emit(
-        &CreateReport {
-            format_version: output::FORMAT_VERSION,
-            database: new_database.to_string(),
-            layout,
-            action: CreateAction::Created,
-            endpoint: connector.settings().endpoint(),
-            migrations_applied: applied,
-            duration_ms: elapsed.as_millis() as u64,
-            dry_run_text: None,
-        },
-        format,
-    );
-    Ok(())
+    Ok(report(CreateAction::Created, applied, connector))
+}
+
+/// `--if-not-exists` found the database: verify it, and apply what it lacks.
+async fn existing(
+    connector: &mut Connector,
+    settings: &CreateSettings,
+    started: Instant,
+) -> Result<CreateReport, Error> {
+    let existing = upgrade::bring_existing_up_to_date(
+        connector,
+        settings.new_database.as_str(),
+        settings.layout,
+        settings.dry_run,
+        settings.lock_timeout,
+    )
+    .await?;
+    let (action, applied) = match existing {
+        Existing::UpToDate => (CreateAction::Existed, Vec::new()),
+        Existing::Pending => (CreateAction::DryRun, Vec::new()),
+        Existing::Migrated(applied) => (CreateAction::Migrated, applied),
+    };
+    Ok(CreateReport {
+        format_version: output::FORMAT_VERSION,
+        database: settings.new_database.to_string(),
+        layout: settings.layout,
+        action,
+        endpoint: connector.settings().endpoint(),
+        migrations_applied: applied,
+        duration_ms: started.elapsed().as_millis() as u64,
+        dry_run_text: None,
+    })
 }
 
 /// The dry run's parameters, checks and migrations.

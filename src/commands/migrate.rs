@@ -8,11 +8,12 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tracing::{info, info_span, Instrument};
 
-use crate::connect::{ConnectionSettings, Connector};
+use crate::connect::{Canceller, ConnectionSettings, Connector};
 use crate::error::{Error, Refusal};
 use crate::lock;
 use crate::output::{self, LifecycleAction, LifecycleReport, OutputFormat, PlannedMigration};
 use crate::pg;
+use crate::shutdown::Shutdown;
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
 use crate::store::upgrade::{apply_pending, check_layout, TARGET_LOCK};
@@ -43,13 +44,48 @@ pub struct AdoptSettings {
 pub async fn migrate(
     connection: ConnectionSettings,
     settings: MigrateSettings,
+    shutdown: &Shutdown,
 ) -> Result<(), Error> {
     let mut connector = Connector::new(connection)?;
+    let canceller = connector.canceller();
+    interruptible(
+        canceller,
+        shutdown,
+        migrate_connected(&mut connector, &settings),
+    )
+    .await
+}
+
+/// Runs `work`; on Ctrl-C or SIGTERM cancels its queries on the server, so the open migration
+/// transaction is rolled back there rather than left running, and ends with exit 130.
+async fn interruptible(
+    canceller: Canceller,
+    shutdown: &Shutdown,
+    work: impl std::future::Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    let _guard = shutdown.guard();
+    let outcome = tokio::select! {
+        result = work => result,
+        () = shutdown.requested() => Err(Error::Interrupted {
+            step: "working on the database".into(),
+            cleanup: "its queries were cancelled and any open transaction rolled back; nothing was changed".into(),
+        }),
+    };
+    if matches!(outcome, Err(Error::Interrupted { .. })) {
+        canceller.cancel_all().await;
+    }
+    outcome
+}
+
+async fn migrate_connected(
+    connector: &mut Connector,
+    settings: &MigrateSettings,
+) -> Result<(), Error> {
     let mut client = connector.connect(&settings.database).await?;
     if !settings.dry_run {
         lock::acquire(&client, TARGET_LOCK, settings.lock_timeout).await?;
     }
-    migrate_locked(&mut client, &settings).await
+    migrate_locked(&mut client, settings).await
 }
 
 /// `migrate` on a connection that holds the lock (or a dry run's).
@@ -88,8 +124,22 @@ async fn migrate_locked(client: &mut Client, settings: &MigrateSettings) -> Resu
 }
 
 /// Runs `adopt`.
-pub async fn adopt(connection: ConnectionSettings, settings: AdoptSettings) -> Result<(), Error> {
+pub async fn adopt(
+    connection: ConnectionSettings,
+    settings: AdoptSettings,
+    shutdown: &Shutdown,
+) -> Result<(), Error> {
     let mut connector = Connector::new(connection)?;
+    let canceller = connector.canceller();
+    interruptible(
+        canceller,
+        shutdown,
+        adopt_connected(&mut connector, settings),
+    )
+    .await
+}
+
+async fn adopt_connected(connector: &mut Connector, settings: AdoptSettings) -> Result<(), Error> {
     let mut client = connector.connect(&settings.database).await?;
     if !settings.dry_run {
         lock::acquire(&client, TARGET_LOCK, settings.lock_timeout).await?;

@@ -4,6 +4,7 @@ use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::output::{self, OutputFormat};
 use crate::store::audit::{self, Verdict};
+use crate::store::build;
 
 /// Validated settings of `status`.
 pub struct StatusSettings {
@@ -18,10 +19,12 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
     let mut connector = Connector::new(connection)?;
     let client = connector.connect(&settings.database).await?;
     let audit = audit::audit(&client, &settings.database, None).await?;
+    let leftovers = build::leftovers(&client).await?;
     output::emit(
         &output::StatusReport {
             format_version: output::FORMAT_VERSION,
             audit: &audit,
+            leftovers,
         },
         settings.format,
     );

@@ -52,6 +52,11 @@ pub(super) fn parse_url(text: &str) -> Result<UrlParts, String> {
     })
 }
 
+/// Whether a connection string carries a password (for the process-list warning).
+pub fn names_a_password(text: &str) -> bool {
+    parse_url(text).is_ok_and(|parts| parts.password.is_some())
+}
+
 /// Removes `sslmode` and `sslrootcert` from a URI's query or a key=value string, returning
 /// the rest and their values.
 fn take_tls_options(text: &str) -> (String, Option<String>, Option<String>) {
@@ -145,9 +150,11 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Bytes, not string slices: `%` may be followed by a multibyte character.
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
                 i += 3;
                 continue;
             }
@@ -156,4 +163,66 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Inputs tried per property: the closing note of issue 10 reports these counts.
+    const CASES: u32 = 20_000;
+
+    /// Pieces that connection strings are made of, multibyte characters and escapes included.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("postgresql://".to_string()),
+            Just("postgres://".to_string()),
+            Just("?".to_string()),
+            Just("&".to_string()),
+            Just("=".to_string()),
+            Just("%".to_string()),
+            Just("%2".to_string()),
+            Just("%€".to_string()),
+            Just("'".to_string()),
+            Just("\\".to_string()),
+            Just(" ".to_string()),
+            Just("sslmode=".to_string()),
+            Just("sslrootcert=".to_string()),
+            Just("host=".to_string()),
+            Just("@".to_string()),
+            Just(":".to_string()),
+            Just("/".to_string()),
+            "[a-z0-9]{0,6}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsing_any_connection_string_never_panics(text in any::<String>()) {
+            let _ = parse_url(&text);
+            let _ = names_a_password(&text);
+        }
+
+        #[test]
+        fn parsing_connection_string_pieces_never_panics(pieces in proptest::collection::vec(piece(), 0..12)) {
+            let text = pieces.concat();
+            let _ = parse_url(&text);
+        }
+
+        #[test]
+        fn percent_decoding_keeps_text_without_escapes(text in "[^%]*") {
+            prop_assert_eq!(percent_decode(&text), text);
+        }
+    }
+
+    #[test]
+    fn a_percent_before_a_multibyte_character_is_kept() {
+        assert_eq!(percent_decode("%€x"), "%€x");
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert!(parse_url("postgresql://h/db?sslmode=%€x").is_ok());
+    }
 }

@@ -8,13 +8,14 @@ pub mod settings;
 pub mod tls;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres::{CancelToken, Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -31,6 +32,47 @@ pub struct Connector {
     user: String,
     interactive: bool,
     tls: Option<MakeRustlsConnect>,
+    canceller: Canceller,
+}
+
+/// Cancels whatever the connections a [`Connector`] opened are running on the server: dropping
+/// a future does not stop its query, a cancel request does (it goes over a connection of its
+/// own, with the same TLS settings).
+#[derive(Clone)]
+pub struct Canceller {
+    tokens: Arc<Mutex<Vec<CancelToken>>>,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl Canceller {
+    /// Sends a cancel request for every connection opened so far, each bounded to 3 seconds.
+    /// A connection with nothing running, or already closed, ignores it.
+    pub async fn cancel_all(&self) {
+        let tokens = match self.tokens.lock() {
+            Ok(tokens) => tokens.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for token in tokens {
+            let sent = match &self.tls {
+                Some(tls) => {
+                    tokio::time::timeout(Duration::from_secs(3), token.cancel_query(tls.clone()))
+                        .await
+                }
+                None => {
+                    tokio::time::timeout(Duration::from_secs(3), token.cancel_query(NoTls)).await
+                }
+            };
+            debug!(sent = matches!(sent, Ok(Ok(()))), "cancel request");
+        }
+    }
+
+    fn remember(&self, client: &Client) {
+        let token = client.cancel_token();
+        match self.tokens.lock() {
+            Ok(mut tokens) => tokens.push(token),
+            Err(poisoned) => poisoned.into_inner().push(token),
+        }
+    }
 }
 
 /// One failed attempt, and whether waiting could help.
@@ -64,12 +106,26 @@ impl Connector {
                 Some(MakeRustlsConnect::new(config))
             }
         };
+        let canceller = Canceller {
+            tokens: Arc::default(),
+            tls: if settings.is_socket() {
+                None
+            } else {
+                tls.clone()
+            },
+        };
         Ok(Connector {
             settings,
             user,
             interactive,
             tls,
+            canceller,
         })
+    }
+
+    /// A handle that cancels the queries of every connection this connector opens.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
     }
 
     /// The user every connection logs in as.
@@ -87,11 +143,17 @@ impl Connector {
     pub async fn connect(&mut self, database: &str) -> Result<Client, Error> {
         let span = info_span!("connect", endpoint = %self.settings.endpoint(), user = %self.user, database);
         async {
-            let deadline = self.settings.wait.map(|wait| Instant::now() + wait);
+            let deadline = self
+                .settings
+                .wait
+                .and_then(|wait| Instant::now().checked_add(wait));
             let mut delay = Duration::from_millis(250);
             loop {
                 match self.connect_once(database).await {
-                    Ok(client) => return Ok(client),
+                    Ok(client) => {
+                        self.canceller.remember(&client);
+                        return Ok(client);
+                    }
                     Err(Failed {
                         error,
                         retryable: true,

@@ -22,7 +22,7 @@ pub fn lookup(
     database: &str,
     user: &str,
 ) -> Option<SecretString> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_password_file(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -52,6 +52,31 @@ pub fn lookup(
                 && (f[3] == "*" || f[3] == user)
         })
         .map(|f| SecretString::from(f[4].clone()))
+}
+
+/// The largest password file read; anything longer is not a password file.
+const MAX_PASSWORD_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads the password file if it is a regular file of at most [`MAX_PASSWORD_FILE_BYTES`], as
+/// libpq (which ignores anything else): a FIFO would block the run, `/dev/zero` fill memory.
+fn read_password_file(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_file() {
+        warn!(file = %path.display(), "the password file is not a regular file; ignoring it");
+        return None;
+    }
+    if metadata.len() > MAX_PASSWORD_FILE_BYTES {
+        warn!(file = %path.display(), bytes = metadata.len(), "the password file is larger than {MAX_PASSWORD_FILE_BYTES} bytes; ignoring it");
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_PASSWORD_FILE_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// Splits on unescaped `:`, undoing `\:` and `\\`. The last field (the password) takes the
@@ -147,5 +172,34 @@ mod tests {
     fn group_or_world_readable_file_is_ignored() {
         let file = write("*:*:*:*:secret\n", 0o644);
         assert_eq!(found(&file, "h", 1, "d", "u"), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn splitting_any_line_never_panics(line in any::<String>()) {
+            let _ = split_fields(&line);
+        }
+
+        #[test]
+        fn escaped_fields_come_back_as_written(fields in proptest::collection::vec("[a-z:\\\\*]{0,8}", 5)) {
+            let escape = |f: &String| f.replace('\\', "\\\\").replace(':', "\\:");
+            let line = fields.iter().map(escape).collect::<Vec<_>>().join(":");
+            prop_assert_eq!(split_fields(&line), fields);
+        }
+    }
+
+    #[test]
+    fn a_password_file_that_is_not_a_regular_file_is_ignored() {
+        assert!(read_password_file(Path::new("/dev/zero")).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_password_file(dir.path()).is_none());
     }
 }

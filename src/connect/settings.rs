@@ -15,6 +15,24 @@ use super::tls::{RootCerts, SslMode};
 /// The default connect timeout, in milliseconds (the original's).
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 15_000;
 
+/// The environment variables connection settings are read from (besides the options' own).
+pub const ENVIRONMENT: &[&str] = &[
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGCONNECT_TIMEOUT",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGAPPNAME",
+    "HOME",
+    "INIT_SLATE_DB_LOG_FORMAT",
+];
+
+/// The longest `--wait`: a day. Beyond it a typo is likelier than intent.
+pub const MAX_WAIT_SECS: u64 = 86_400;
+
 /// Shown to DBAs in `pg_stat_activity` unless PGAPPNAME or the URL says otherwise.
 const APPLICATION_NAME: &str = "init-slate-db";
 
@@ -222,10 +240,10 @@ impl ConnectionSettings {
             ));
         }
         let wait = args.wait.and_then(|text| match text.parse::<u64>() {
-            Ok(secs) => Some(Duration::from_secs(secs)),
-            Err(_) => {
+            Ok(secs) if secs <= MAX_WAIT_SECS => Some(Duration::from_secs(secs)),
+            _ => {
                 problems.push(format!(
-                    "--wait {text:?} is invalid: it must be a whole number of seconds"
+                    "--wait {text:?} is invalid: it must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"
                 ));
                 None
             }

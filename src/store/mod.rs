@@ -2,6 +2,7 @@
 //! against it, making a new store, upgrading one, and the digest that compares two.
 
 pub mod audit;
+pub mod build;
 pub mod catalog;
 pub mod digest;
 pub mod layout;

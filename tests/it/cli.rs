@@ -260,3 +260,84 @@ fn restore_options_are_all_checked_together() {
     }
     assert_eq!(errors.len(), 5, "{errors:?}");
 }
+
+#[test]
+fn inputs_that_once_panicked_are_one_error_line_with_exit_2_in_text_and_json() {
+    for args in [
+        &[
+            "--url",
+            "postgresql://h/db?sslmode=%€x",
+            "-n",
+            "a",
+            "-t",
+            "source",
+        ][..],
+        &["--wait", "18446744073709551615", "-n", "a", "-t", "source"][..],
+        &["--url", "host='unterminated", "-n", "a", "-t", "source"][..],
+    ] {
+        let outcome = run(tool().args(args));
+        outcome.assert_code(2);
+        assert_eq!(
+            outcome.error_lines().len(),
+            1,
+            "{args:?}: {}",
+            outcome.stderr()
+        );
+        assert!(
+            !outcome.stderr().contains("panicked"),
+            "{}",
+            outcome.stderr()
+        );
+
+        let json = run(tool().args(args).args(["--log-format", "json"]));
+        json.assert_code(2);
+        let stderr = json.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", json.stderr());
+        let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["exit_code"], 2);
+    }
+}
+
+#[test]
+fn a_pg_variable_holding_invalid_utf8_is_named_in_one_error_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let outcome = run(tool()
+        .args(["-n", "a", "-t", "source"])
+        .env("PGHOST", std::ffi::OsStr::from_bytes(b"db\xff.internal")));
+    outcome.assert_code(2);
+    let errors = outcome.error_lines();
+    assert_eq!(errors.len(), 1, "{}", outcome.stderr());
+    assert!(
+        errors[0].contains("PGHOST") && errors[0].contains("not valid UTF-8"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_password_inside_a_command_line_url_is_warned_about_and_never_printed() {
+    let cluster = Cluster::start_bare();
+    let url = format!(
+        "postgresql://{}:{}@127.0.0.1:{}/postgres",
+        crate::support::SUPERUSER,
+        "url-secret-pw",
+        cluster.port
+    );
+    let outcome = run(tool().args([
+        "--url",
+        &url,
+        "-n",
+        "warned",
+        "-t",
+        "destination",
+        "--dry-run",
+    ]));
+    let stderr = outcome.stderr();
+    assert_eq!(
+        stderr.matches("visible to other users").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("url-secret-pw") && !outcome.stdout().contains("url-secret-pw"));
+}

@@ -378,3 +378,30 @@ async fn sessions_are_named_init_slate_db_or_pgappname() {
         assert!(seen, "no session named {expected}");
     }
 }
+
+#[tokio::test]
+async fn a_password_file_that_is_not_a_regular_file_is_ignored_with_a_warning() {
+    let cluster = Cluster::start().await;
+    let fifo = cluster.write_file("placeholder", "");
+    std::fs::remove_file(&fifo).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for passfile in [fifo.to_str().unwrap(), "/dev/zero"] {
+        // No password given: the server asks for one, the tool looks in the password file.
+        let outcome = run(crate::support::tool()
+            .args(["--host", "127.0.0.1", "--port", &cluster.port.to_string()])
+            .args(["--user", SUPERUSER, "-n", "x", "-t", "destination"])
+            .env("PGPASSFILE", passfile));
+        outcome.assert_code(4);
+        assert!(
+            outcome
+                .stderr()
+                .contains("the password file is not a regular file; ignoring it"),
+            "{passfile}: {}",
+            outcome.stderr()
+        );
+    }
+}

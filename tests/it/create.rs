@@ -388,7 +388,13 @@ async fn keep_on_failure_keeps_the_failed_database() {
         "{}",
         outcome.stderr()
     );
-    assert!(cluster.database_exists("kept").await);
+    // Kept under its temporary name: the requested name never holds a half-made store.
+    assert!(!cluster.database_exists("kept").await);
+    assert!(
+        cluster
+            .database_exists(&init_slate_db::store::build::temp_name("kept"))
+            .await
+    );
 }
 
 #[tokio::test]

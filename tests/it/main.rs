@@ -9,9 +9,19 @@ mod connect;
 mod create;
 mod event_store;
 mod exit_codes;
+#[cfg(feature = "test-hooks")]
+mod faults;
 mod layout;
 mod lifecycle;
 mod privileges;
 mod restore;
 mod tls;
 mod write_path;
+
+/// The fault tests pause the tool at named steps through the `test-hooks` build: without the
+/// feature they could not run, so the suite fails instead of silently skipping them.
+#[cfg(not(feature = "test-hooks"))]
+#[test]
+fn the_tests_need_the_test_hooks_feature() {
+    panic!("run the tests with: cargo test --locked --features test-hooks");
+}

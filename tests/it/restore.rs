@@ -305,3 +305,105 @@ async fn backup_password_on_the_command_line_is_warned_about_and_never_printed()
             && !outcome.stdout().contains(SUPERUSER_PASSWORD)
     );
 }
+
+/// A backup whose events table has no primary key, holding exactly `ids`.
+async fn backup_without_primary_key(ids: &[i64], ts: &str) -> Cluster {
+    let cluster = Cluster::start().await;
+    let admin = cluster.superuser_client("postgres").await;
+    admin.batch_execute("CREATE DATABASE backup").await.unwrap();
+    let client = cluster.superuser_client("backup").await;
+    client
+        .batch_execute("CREATE TABLE events (id bigint NOT NULL, ts timestamptz NOT NULL, event jsonb NOT NULL)")
+        .await
+        .unwrap();
+    for id in ids {
+        client
+            .execute(
+                "INSERT INTO events VALUES ($1, $2::text::timestamptz, '{\"a\":1}')",
+                &[id, &ts],
+            )
+            .await
+            .unwrap();
+    }
+    cluster
+}
+
+#[tokio::test]
+async fn backup_with_duplicate_ids_or_infinite_timestamps_is_refused_before_anything_is_created() {
+    let target = Cluster::start().await;
+    let before = target.databases().await;
+    for (backup, reason) in [
+        (
+            backup_without_primary_key(&[1, 1, 3], "2026-01-01 00:00:00+00").await,
+            "its ids are not unique: 3 rows but 2 distinct ids",
+        ),
+        (
+            backup_without_primary_key(&[1, 2, 3], "infinity").await,
+            "3 of its events have an infinite timestamp",
+        ),
+    ] {
+        let outcome = run(&mut restore(&target, &backup, &["-n", "never_bad"]));
+        outcome.assert_code(15);
+        let errors = outcome.error_lines();
+        assert_eq!(errors.len(), 1, "{}", outcome.stderr());
+        assert!(errors[0].contains(reason), "{errors:?}");
+        assert_eq!(target.databases().await, before, "nothing was created");
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_signal_or_a_server_restart_during_the_copy_leaves_nothing_under_the_name() {
+    let backup = backup_with(40_000).await;
+    let target = Cluster::start().await;
+    for fault in ["TERM", "INT", "restart"] {
+        let name = format!("cut_{}", fault.to_lowercase());
+        let mut command = restore(&target, &backup, &["-n", &name]);
+        command.env("INIT_SLATE_DB_TEST_COPY_CHUNK_DELAY_MS", "50");
+        let running = crate::support::spawn(&mut command);
+        running.wait_for("dblink"); // the layout is being applied: the copy follows
+        let admin = target.superuser_client("postgres").await;
+        let mut copying = false;
+        for _ in 0..400 {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY events%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                copying = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(copying, "the copy never started");
+        drop(admin);
+        let expected = if fault == "restart" {
+            target.restart();
+            6
+        } else {
+            running.signal(fault);
+            130
+        };
+        let outcome = running.finish(Duration::from_secs(60));
+        outcome.assert_code(expected);
+        let errors = outcome.error_lines();
+        assert_eq!(errors.len(), 1, "{}", outcome.stderr());
+        assert!(
+            errors[0].contains("nothing was committed")
+                && errors[0].contains("created by this run was dropped"),
+            "{errors:?}"
+        );
+        assert!(!target.database_exists(&name).await);
+        let left: Vec<String> = target
+            .databases()
+            .await
+            .into_iter()
+            .filter(|d| d.starts_with(init_slate_db::store::build::TEMP_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

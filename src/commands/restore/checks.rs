@@ -52,19 +52,68 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
             expected.join(", ")
         )));
     }
+    // One scan: the count, the id range, rows a later step could not take (NULLs, which the
+    // target refuses, and infinite timestamps, which the digest cannot hash).
     let row = backup
-        .query_one("SELECT count(*), COALESCE(max(id), 0), COALESCE(min(id), 0), pg_table_size('public.events') FROM events", &[])
+        .query_one(
+            "SELECT count(*), COALESCE(max(id), 0), COALESCE(min(id), 0), pg_table_size('public.events'),
+                    count(*) FILTER (WHERE id IS NULL OR ts IS NULL OR event IS NULL),
+                    count(*) FILTER (WHERE NOT isfinite(ts))
+               FROM public.events",
+            &[],
+        )
         .await
         .map_err(|e| query_error("counting the backup's events", e))?;
-    let (rows, max_id, min_id, table_bytes): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (rows, max_id, min_id, table_bytes, nulls, infinite): (i64, i64, i64, i64, i64, i64) = (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    );
     if rows == 0 {
         return Err(refuse("its events table is empty".into()));
+    }
+    if nulls > 0 {
+        return Err(refuse(format!(
+            "{nulls} of its events have a NULL id, ts or event"
+        )));
+    }
+    if infinite > 0 {
+        return Err(refuse(format!(
+            "{infinite} of its events have an infinite timestamp (ts = 'infinity' or '-infinity'), which no source event can have"
+        )));
     }
     if max_id != rows || min_id != 1 {
         return Err(refuse(format!(
             "its ids are not 1..count without gaps: {rows} rows, ids {min_id}..{max_id} (the replica is incomplete or was written to)"
         )));
+    }
+    // count = max and min = 1 prove 1..count only if ids are unique: a unique index on id
+    // says so; without one, count them.
+    let unique_index: bool = backup
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = 'id'
+                             WHERE i.indrelid = 'public.events'::regclass AND i.indisunique AND i.indisvalid
+                               AND i.indpred IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("looking for the backup's unique index on id", e))?
+        .get(0);
+    if !unique_index {
+        let distinct: i64 = backup
+            .query_one("SELECT count(DISTINCT id) FROM public.events", &[])
+            .await
+            .map_err(|e| query_error("counting the backup's distinct ids", e))?
+            .get(0);
+        if distinct != rows {
+            return Err(refuse(format!(
+                "its ids are not unique: {rows} rows but {distinct} distinct ids (no primary key on id)"
+            )));
+        }
     }
     Ok(BackupFacts {
         rows,

@@ -1,7 +1,7 @@
 //! restore's copy: stream the backup's rows into the target in one transaction, rebuild the
 //! secondary indexes, verify against the backup, set the id counter and commit.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -9,6 +9,7 @@ use tokio_postgres::{Client, Transaction};
 use tracing::{info, info_span, Instrument};
 
 use crate::error::Error;
+use crate::hooks;
 use crate::identifier::Identifier;
 use crate::store::digest::{digest_chunks, first_difference};
 
@@ -65,8 +66,7 @@ pub async fn copy_and_verify(
     futures_util::pin_mut!(source);
     futures_util::pin_mut!(sink);
     let progress = Progress::new(facts);
-    let throttle =
-        test_hook("INIT_SLATE_DB_TEST_COPY_CHUNK_DELAY_MS").and_then(|v| v.parse::<u64>().ok());
+    let throttle = hooks::copy_block_delay();
     // The server sends one CopyData message per row; forwarding each on its own would cost a
     // flush and a system call per row. Rows are gathered into blocks of COPY_BLOCK bytes, so the
     // client holds at most one block whatever the size of the backup.
@@ -81,8 +81,8 @@ pub async fn copy_and_verify(
                 .await
                 .map_err(|e| query_error("writing into the target", e))?;
             progress.advance(bytes);
-            if let Some(ms) = throttle {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(delay) = throttle {
+                tokio::time::sleep(delay).await;
             }
         }
     }
@@ -106,9 +106,7 @@ pub async fn copy_and_verify(
                 .map_err(|e| query_error(&format!("rebuilding index {name}"), e))?;
             info!(index = %name, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuilt");
         }
-        if let Some(id) =
-            test_hook("INIT_SLATE_DB_TEST_TAMPER_ID").and_then(|v| v.parse::<i64>().ok())
-        {
+        if let Some(id) = hooks::tamper_id() {
             // Test hook: alter one restored row so that verification must catch it.
             tx.batch_execute(&format!(
                 "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events SET event = '{{\"tampered\": true}}' WHERE id = {id}; ALTER TABLE events ENABLE TRIGGER check_sql_command"
@@ -183,9 +181,4 @@ async fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<(String, Str
         .map_err(|e| query_error(&format!("dropping index {name} for the bulk load"), e))?;
     }
     Ok(indexes)
-}
-
-/// Hidden settings for tests only (slow the copy down, tamper with a row); not documented.
-fn test_hook(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }

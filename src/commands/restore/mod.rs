@@ -4,8 +4,9 @@
 //! source (or takes a freshly initialized one), streams the events in id order with binary COPY
 //! from the backup into the target inside one transaction with the NOTIFY trigger off, sets
 //! the id counter, and compares row count, max id and a digest of every (id, ts, event) on both
-//! sides before committing. Any failure rolls the transaction back and drops a database this
-//! run created. Other sessions are never terminated.
+//! sides before committing. A new source is built under a temporary name and renamed only once
+//! verified (see [`crate::store::build`]). Any failure rolls the transaction back and drops a
+//! database this run created. Other sessions are never terminated.
 
 mod checks;
 mod copy;
@@ -13,16 +14,17 @@ mod progress;
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
 use tracing::{info, info_span, Instrument};
 
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
+use crate::hooks;
 use crate::identifier::Identifier;
 use crate::lock;
 use crate::output::{self, OutputFormat, RestoreAction, RestoreReport};
 use crate::pg::PgFailure;
 use crate::shutdown::Shutdown;
+use crate::store::build::{self, Claim, Ledger};
 use crate::store::layout::Layout;
 use crate::store::provision;
 use crate::store::upgrade::TARGET_LOCK;
@@ -48,32 +50,110 @@ pub struct RestoreSettings {
     pub format: OutputFormat,
 }
 
-/// Runs `restore`.
+/// Runs `restore`. Whatever ends it early (an error, Ctrl-C, SIGTERM), the queries in flight on
+/// both servers are cancelled, the restore transaction is rolled back, and a database this run
+/// created is removed.
 pub async fn run(
     target: ConnectionSettings,
     settings: RestoreSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
-    let started = Instant::now();
-    let name = settings.new_database.clone();
-    let backup_label = format!(
-        "{}/{}",
-        settings.backup.endpoint(),
-        settings.backup_database
-    );
+    let _guard = shutdown.guard();
+    let RestoreSettings {
+        new_database: name,
+        into_existing,
+        backup,
+        backup_database,
+        maintenance_db,
+        dry_run,
+        lock_timeout,
+        format,
+    } = settings;
+    let plan = Plan {
+        backup_label: format!("{}/{}", backup.endpoint(), backup_database),
+        name,
+        into_existing,
+        backup_database,
+        maintenance_db,
+        dry_run,
+        lock_timeout,
+    };
     info!(
         target = %target.endpoint(),
-        new_database = %name,
-        into_existing = settings.into_existing,
-        backup = %backup_label,
-        dry_run = settings.dry_run,
+        new_database = %plan.name,
+        into_existing,
+        backup = %plan.backup_label,
+        dry_run,
         "init-slate-db {} restore starting",
         env!("CARGO_PKG_VERSION")
     );
+    let mut backup_connector = Connector::new(backup)?;
+    let mut connector = Connector::new(target)?;
+    let cancellers = [backup_connector.canceller(), connector.canceller()];
+    let ledger = Ledger::new(&plan.maintenance_db);
+    let outcome = tokio::select! {
+        result = restore(&mut backup_connector, &mut connector, &plan, &ledger) => result,
+        () = shutdown.requested() => Err(Error::Interrupted {
+            step: ledger.current_step().into(),
+            cleanup: String::new(),
+        }),
+    };
+    match outcome {
+        Ok(report) => {
+            output::emit(&report, format);
+            Ok(())
+        }
+        Err(error) => {
+            let interrupted = matches!(error, Error::Interrupted { .. });
+            if interrupted {
+                for canceller in &cancellers {
+                    canceller.cancel_all().await;
+                }
+            }
+            let cleanup = build::discard(&mut connector, &ledger, false)
+                .instrument(info_span!("cleanup", database = %plan.name))
+                .await;
+            // Checks that refuse before anything was touched keep their own message.
+            if cleanup.is_none() && !interrupted && ledger.current_step() != COPYING {
+                return Err(error);
+            }
+            let cleanup = cleanup.unwrap_or_else(|| {
+                "the restore transaction was rolled back; the database is as it was".into()
+            });
+            Err(Error::RestoreAbandoned {
+                database: plan.name.to_string(),
+                cause: Box::new(error),
+                cleanup,
+            })
+        }
+    }
+}
 
+/// The step after which a failure has touched the target (and rolled it back).
+const COPYING: &str = "copying the events";
+
+/// What to restore, from where, into what.
+struct Plan {
+    name: Identifier,
+    into_existing: bool,
+    backup_label: String,
+    backup_database: String,
+    maintenance_db: String,
+    dry_run: bool,
+    lock_timeout: Duration,
+}
+
+async fn restore(
+    backup_connector: &mut Connector,
+    connector: &mut Connector,
+    plan: &Plan,
+    ledger: &Ledger,
+) -> Result<RestoreReport, Error> {
+    let started = Instant::now();
+    let name = &plan.name;
     // 1. The backup, read in one snapshot: the checks, the copy and the digest see the same rows.
-    let mut backup_connector = Connector::new(settings.backup)?;
-    let mut backup = backup_connector.connect(&settings.backup_database).await?;
+    ledger.step("connecting to the backup");
+    let mut backup = backup_connector.connect(&plan.backup_database).await?;
     let backup_tx = backup
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -81,7 +161,8 @@ pub async fn run(
         .start()
         .await
         .map_err(|e| query_error("starting a read-only snapshot of the backup", e))?;
-    let facts = check_backup(&backup_tx, &backup_label)
+    ledger.step("checking the backup");
+    let facts = check_backup(&backup_tx, &plan.backup_label)
         .instrument(info_span!("check_backup"))
         .await?;
     info!(
@@ -92,131 +173,87 @@ pub async fn run(
         facts.max_id
     );
 
-    // 2. The target.
-    let mut connector = Connector::new(target)?;
-    let (mut client, maintenance) = if settings.into_existing {
+    // 2. The target: an existing fresh source, or a new one built under a temporary name.
+    ledger.step("checking the target");
+    let mut report = RestoreReport {
+        format_version: output::FORMAT_VERSION,
+        database: name.to_string(),
+        backup: plan.backup_label.clone(),
+        action: RestoreAction::DryRun,
+        created: false,
+        into_existing: plan.into_existing,
+        backup_rows: facts.rows,
+        rows_restored: 0,
+        next_insert_id: facts.max_id + 1,
+        bytes_copied: 0,
+        duration_ms: 0,
+        events_per_second: 0.0,
+    };
+    let (mut client, maintenance, build) = if plan.into_existing {
         let client = connector.connect(name.as_str()).await?;
-        if !settings.dry_run {
-            lock::acquire(&client, TARGET_LOCK, settings.lock_timeout).await?;
+        if !plan.dry_run {
+            lock::acquire(&client, TARGET_LOCK, plan.lock_timeout).await?;
         }
         check_fresh_target(&client, name.as_str()).await?;
-        (Some(client), None)
+        if plan.dry_run {
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+        (client, None, None)
     } else {
-        let maintenance = connector.connect(&settings.maintenance_db).await?;
-        lock::acquire(
-            &maintenance,
-            &format!("create {name}"),
-            settings.lock_timeout,
-        )
-        .await?;
-        provision::preflight(&maintenance, &mut connector, &name, Layout::Source).await?;
-        (None, Some(maintenance))
+        let maintenance = connector.connect(&plan.maintenance_db).await?;
+        provision::preflight(&maintenance, connector, name, Layout::Source).await?;
+        if plan.dry_run {
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+        ledger.step("waiting for the name");
+        let build =
+            match build::claim(&maintenance, connector, name, plan.lock_timeout, ledger).await? {
+                Claim::Building(build) => build,
+                Claim::NameTaken => {
+                    return Err(Error::DatabaseExists {
+                        database: name.to_string(),
+                        endpoint: connector.settings().endpoint(),
+                    })
+                }
+            };
+        provision::initialize(connector, &build, Layout::Source, ledger).await?;
+        ledger.step("connecting to the new database");
+        let client = connector.connect(&build.temp).await?;
+        (client, Some(maintenance), Some(build))
     };
 
-    if settings.dry_run {
-        let report = RestoreReport {
-            format_version: output::FORMAT_VERSION,
-            database: name.to_string(),
-            backup: backup_label,
-            action: RestoreAction::DryRun,
-            created: false,
-            into_existing: settings.into_existing,
-            backup_rows: facts.rows,
-            rows_restored: 0,
-            next_insert_id: facts.max_id + 1,
-            bytes_copied: 0,
-            duration_ms: started.elapsed().as_millis() as u64,
-            events_per_second: 0.0,
-        };
-        output::emit(&report, settings.format);
-        return Ok(());
-    }
-
-    if let Some(maintenance) = &maintenance {
-        provision::create_database(maintenance, &connector, &name).await?;
-        provision::initialize_or_clean_up(
-            maintenance,
-            shutdown,
-            &mut connector,
-            &name,
-            Layout::Source,
-            false,
-        )
-        .await?;
-        client = match connector.connect(name.as_str()).await {
-            Ok(client) => Some(client),
-            Err(error) => return Err(abandon(maintenance, &name, error).await),
-        };
-    }
-    let Some(mut client) = client else {
-        return Err(Error::Internal(
-            "restore: no connection to the target".into(),
-        ));
-    };
-
-    // 3-5. Copy, set the counter, verify; commit only if everything matches.
+    // 3-5. Copy, verify, set the counter; commit only if everything matches.
+    ledger.step(COPYING);
     let copy_started = Instant::now();
-    let guard = shutdown.guard();
-    let outcome = tokio::select! {
-        result = copy_and_verify(&backup_tx, &mut client, &facts, &name).instrument(info_span!("copy", database = %name)) => result,
-        () = shutdown.requested() => Err(Error::Interrupted {
-            step: "copying the events".into(),
-            cleanup: "the restore transaction was rolled back".into(),
-        }),
-    };
-    match outcome {
-        Ok(copied) => {
-            let _ = backup_tx.commit().await;
-            let seconds = copy_started.elapsed().as_secs_f64().max(1e-6);
-            let report = RestoreReport {
-                format_version: output::FORMAT_VERSION,
-                database: name.to_string(),
-                backup: backup_label,
-                action: RestoreAction::Restored,
-                created: maintenance.is_some(),
-                into_existing: settings.into_existing,
-                backup_rows: facts.rows,
-                rows_restored: copied.rows,
-                next_insert_id: copied.next_insert_id,
-                bytes_copied: copied.bytes,
-                duration_ms: started.elapsed().as_millis() as u64,
-                events_per_second: copied.rows as f64 / seconds,
-            };
-            info!(
-                rows = report.rows_restored,
-                next_insert_id = report.next_insert_id,
-                duration_ms = report.duration_ms,
-                events_per_second = report.events_per_second as u64,
-                "restore committed and verified"
-            );
-            output::emit(&report, settings.format);
-            Ok(())
-        }
-        Err(failure) => {
-            // Dropping the client ends its connection; the open transaction is rolled back.
-            drop(client);
-            let result = match &maintenance {
-                Some(maintenance) => Err(abandon(maintenance, &name, failure).await),
-                None => Err(Error::RestoreAbandoned {
-                    database: name.to_string(),
-                    cause: Box::new(failure),
-                    cleanup: "rolled back; the database is as it was".into(),
-                }),
-            };
-            drop(guard);
-            result
-        }
+    let copied = copy_and_verify(&backup_tx, &mut client, &facts, name)
+        .instrument(info_span!("copy", database = %name))
+        .await?;
+    let _ = backup_tx.commit().await;
+    drop(client);
+    // 6. A new store gets its name only now, complete and verified.
+    if let (Some(maintenance), Some(build)) = (&maintenance, &build) {
+        ledger.step("publishing the store under its name");
+        hooks::pause("publishing", None).await;
+        build::publish(maintenance, build, &connector.settings().endpoint(), ledger).await?;
     }
-}
-
-/// Drops the database this run created and builds the error that says so.
-async fn abandon(maintenance: &Client, name: &Identifier, cause: Error) -> Error {
-    let cleanup = provision::clean_up(maintenance, name, false).await;
-    Error::RestoreAbandoned {
-        database: name.to_string(),
-        cause: Box::new(cause),
-        cleanup,
-    }
+    let seconds = copy_started.elapsed().as_secs_f64().max(1e-6);
+    report.action = RestoreAction::Restored;
+    report.created = build.is_some();
+    report.rows_restored = copied.rows;
+    report.next_insert_id = copied.next_insert_id;
+    report.bytes_copied = copied.bytes;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.events_per_second = copied.rows as f64 / seconds;
+    info!(
+        rows = report.rows_restored,
+        next_insert_id = report.next_insert_id,
+        duration_ms = report.duration_ms,
+        events_per_second = report.events_per_second as u64,
+        "restore committed and verified"
+    );
+    Ok(report)
 }
 
 pub(crate) fn query_error(step: &str, error: tokio_postgres::Error) -> Error {

@@ -285,6 +285,35 @@ impl Cluster {
             .status();
     }
 
+    /// Restarts the server (`pg_ctl restart -m fast`): every session ends, the data stays.
+    pub fn restart(&self) {
+        let mut pg_ctl = server_command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-m", "fast", "restart"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        run_checked(pg_ctl, "pg_ctl restart");
+    }
+
+    /// Every database's name, sorted (template databases left out).
+    pub async fn databases(&self) -> Vec<String> {
+        self.superuser_client("postgres")
+            .await
+            .query(
+                "SELECT datname::text FROM pg_database WHERE NOT datistemplate ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// A client as `user`.
     pub async fn client_as(&self, user: &str, password: &str, database: &str) -> Client {
         let (client, connection) = tokio_postgres::Config::new()
@@ -459,7 +488,15 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn code(&self) -> i32 {
-        self.output.status.code().expect("exited normally")
+        use std::os::unix::process::ExitStatusExt;
+        match self.output.status.code() {
+            Some(code) => code,
+            None => panic!(
+                "init-slate-db was killed by signal {:?}:\n{}",
+                self.output.status.signal(),
+                self.stderr()
+            ),
+        }
     }
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
@@ -543,4 +580,112 @@ pub fn pool(cluster: &Cluster, database: &str, size: usize) -> deadpool_postgres
         .max_size(size)
         .build()
         .unwrap()
+}
+
+/// The tool running in the background, its stderr read line by line as it comes.
+pub struct Running {
+    child: Option<std::process::Child>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Starts `command` in the background.
+pub fn spawn(command: &mut Command) -> Running {
+    use std::io::{BufRead, Read};
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start init-slate-db");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let pipe = child.stderr.take().unwrap();
+    let all = stderr.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            all.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = tx.send(line);
+        }
+    });
+    let mut out_pipe = child.stdout.take().unwrap();
+    let out = stdout.clone();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out_pipe.read_to_string(&mut text);
+        out.lock().unwrap().push_str(&text);
+    });
+    Running {
+        child: Some(child),
+        lines,
+        stderr,
+        stdout,
+    }
+}
+
+impl Running {
+    /// Waits up to 60 s for a stderr line containing `needle`; panics with what it saw if none.
+    pub fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line with {needle:?} on stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, `KILL`) to the tool.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the tool to end (at most `limit`) and returns what it did.
+    pub fn finish(mut self, limit: std::time::Duration) -> Outcome {
+        let mut child = self.child.take().unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!(
+                    "init-slate-db did not end within {limit:?}:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Outcome {
+            output: Output {
+                status,
+                stdout: self.stdout.lock().unwrap().clone().into_bytes(),
+                stderr: self.stderr.lock().unwrap().clone().into_bytes(),
+            },
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -1,0 +1,673 @@
+//! A store under construction: `create` and `restore` build a new database under a temporary
+//! name of the tool's own and rename it to the requested name only when it is complete, so the
+//! requested name never exists half-made, whatever ends the run.
+//!
+//! - The temporary name is `slate_tmp_` and 16 hex digits of the SHA-256 of the requested
+//!   name: the same for every run for that name, on every maintenance database. PostgreSQL's
+//!   unique database names make it a server-wide lock per name: a second run's CREATE DATABASE
+//!   fails with 42P04, and it waits for the first.
+//! - Its `COMMENT ON DATABASE` is a JSON [`Marker`]: the requested name, the tool's version, the
+//!   host and pid of the run, its start time, a run id, and the maintenance session (backend pid
+//!   and start) that stays open for the whole run. A run whose maintenance session is gone is
+//!   over: a later run for the name removes what it left.
+//! - Clean-up finds the database by the OID recorded when it was created and checks the run id
+//!   in its marker, so it never removes a database it did not create; it reconnects with
+//!   backoff for up to [`CLEANUP_DEADLINE`] if the connection was lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::connect::Connector;
+use crate::error::Error;
+use crate::identifier::Identifier;
+use crate::pg::{quote_identifier, PgFailure};
+
+/// Every temporary database's name starts with this.
+pub const TEMP_PREFIX: &str = "slate_tmp_";
+
+/// How long clean-up keeps trying to reach the server to remove what the run created.
+pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long a temporary database may go without its marker before it counts as abandoned (its
+/// creator sets the marker right after CREATE DATABASE).
+const UNMARKED_GRACE: Duration = Duration::from_secs(5);
+
+/// The temporary name of a build of `requested`.
+pub fn temp_name(requested: &str) -> String {
+    let digest = Sha256::digest(requested.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{TEMP_PREFIX}{hex}")
+}
+
+/// The comment on a temporary database: whose build it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Marker {
+    /// Always `init-slate-db`.
+    pub tool: String,
+    /// The name the database gets when complete.
+    pub requested: String,
+    pub version: String,
+    pub host: String,
+    pub pid: u32,
+    /// The server's time when the build started (UTC, RFC 3339).
+    pub started: String,
+    /// This run's id.
+    pub run: String,
+    /// The run's maintenance session: while it lives, the run lives.
+    pub backend_pid: i32,
+    /// That session's start (seconds since the epoch), so a reused pid is not mistaken for it.
+    pub backend_start: f64,
+}
+
+impl Marker {
+    fn describe(&self) -> String {
+        format!(
+            "init-slate-db {} (pid {} on {}, started {})",
+            self.version, self.pid, self.host, self.started
+        )
+    }
+}
+
+/// A database this run created under its temporary name.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub requested: Identifier,
+    pub temp: String,
+    pub oid: u32,
+    pub marker: Marker,
+}
+
+/// What claiming the name found.
+pub enum Claim {
+    /// This run builds the store in `Build`'s temporary database.
+    Building(Box<Build>),
+    /// The requested name exists (it was there, or another run finished it meanwhile).
+    NameTaken,
+}
+
+/// What a run has created, shared with the clean-up that runs after a failure or a signal.
+#[derive(Clone, Default)]
+pub struct Ledger(Arc<Mutex<LedgerState>>);
+
+#[derive(Default, Clone)]
+struct LedgerState {
+    step: &'static str,
+    maintenance_db: String,
+    /// A CREATE DATABASE of this temporary name was sent and not yet answered.
+    creating: Option<String>,
+    built: Option<Build>,
+    published: bool,
+}
+
+impl Ledger {
+    /// A ledger for a run that connects to `maintenance_db` for CREATE and DROP DATABASE.
+    pub fn new(maintenance_db: &str) -> Ledger {
+        let ledger = Ledger::default();
+        ledger.update(|s| {
+            s.maintenance_db = maintenance_db.to_string();
+            s.step = "starting";
+        });
+        ledger
+    }
+
+    fn update(&self, change: impl FnOnce(&mut LedgerState)) {
+        match self.0.lock() {
+            Ok(mut state) => change(&mut state),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn state(&self) -> LedgerState {
+        match self.0.lock() {
+            Ok(state) => state.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records the step the run is at, for the message if it fails or is interrupted there.
+    pub fn step(&self, step: &'static str) {
+        self.update(|s| s.step = step);
+    }
+
+    /// The step the run is at.
+    pub fn current_step(&self) -> &'static str {
+        self.state().step
+    }
+}
+
+/// Claims `requested` for this run: creates its temporary database, waiting up to
+/// `lock_timeout` while another live run builds the same name and removing what an ended run
+/// left. Returns [`Claim::NameTaken`] when the requested name exists.
+pub async fn claim(
+    maintenance: &Client,
+    connector: &Connector,
+    requested: &Identifier,
+    lock_timeout: Duration,
+    ledger: &Ledger,
+) -> Result<Claim, Error> {
+    let temp = temp_name(requested.as_str());
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut unmarked_since: Option<Instant> = None;
+    let mut logged_holder = None;
+    loop {
+        if database_oid(maintenance, requested.as_str())
+            .await?
+            .is_some()
+        {
+            return Ok(Claim::NameTaken);
+        }
+        ledger.update(|s| {
+            s.creating = Some(temp.clone());
+            s.step = "creating the database";
+        });
+        let created = maintenance
+            .batch_execute(&format!("CREATE DATABASE {}", quote_identifier(&temp)))
+            .await;
+        ledger.update(|s| s.creating = None);
+        match created {
+            Ok(()) => {
+                let build = mark(maintenance, requested, &temp).await;
+                // Recorded even if marking failed: clean-up then drops it by its OID.
+                if let Ok(build) | Err((Some(build), _)) = &build {
+                    ledger.update(|s| s.built = Some(build.clone()));
+                }
+                let build = build.map_err(|(_, error)| error)?;
+                info!(temporary = %temp, oid = build.oid, "created database \"{temp}\" to build \"{requested}\" in");
+                return Ok(Claim::Building(Box::new(build)));
+            }
+            Err(error) => {
+                let failure = PgFailure::from(&error);
+                if !(failure.is(&SqlState::DUPLICATE_DATABASE)
+                    || failure.is(&SqlState::UNIQUE_VIOLATION))
+                {
+                    return Err(create_failure(connector, &temp, requested, failure));
+                }
+            }
+        }
+        // Another build of this name exists: wait for a live one, remove an ended one.
+        match examine(maintenance, &temp).await? {
+            Holder::Gone => continue,
+            Holder::Alive(holder) => {
+                ledger.step("waiting for another run building the same name");
+                unmarked_since = None;
+                if logged_holder.as_ref() != Some(&holder) {
+                    warn!(temporary = %temp, holder = %holder, "another run is building \"{requested}\"; waiting for it");
+                    logged_holder = Some(holder.clone());
+                }
+                if started.elapsed() >= lock_timeout {
+                    return Err(Error::LockTimeout {
+                        lock: format!("build {requested}"),
+                        holder,
+                        timeout_secs: lock_timeout.as_secs(),
+                    });
+                }
+            }
+            Holder::Unmarked(oid) => {
+                let since = *unmarked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= UNMARKED_GRACE {
+                    drop_abandoned(maintenance, &temp, oid, "an unmarked, unattended build")
+                        .await?;
+                    unmarked_since = None;
+                    continue;
+                }
+            }
+            Holder::Abandoned(oid, marker) => {
+                drop_abandoned(maintenance, &temp, oid, &marker.describe()).await?;
+                continue;
+            }
+        }
+        let left = lock_timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(delay.min(left).max(Duration::from_millis(50))).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Marks the new temporary database as this run's build.
+async fn mark(
+    maintenance: &Client,
+    requested: &Identifier,
+    temp: &str,
+) -> Result<Build, (Option<Build>, Error)> {
+    let query_error = |step: &str, e: tokio_postgres::Error| Error::Query {
+        step: step.to_string(),
+        failure: PgFailure::from(&e),
+    };
+    let row = maintenance
+        .query_one(
+            "SELECT d.oid, pg_backend_pid(), extract(epoch FROM a.backend_start)::float8,
+                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+               FROM pg_catalog.pg_database d, pg_catalog.pg_stat_activity a
+              WHERE d.datname = $1 AND a.pid = pg_backend_pid()",
+            &[&temp],
+        )
+        .await
+        .map_err(|e| (None, query_error("reading the new database's OID", e)))?;
+    let oid: u32 = row.get(0);
+    let backend_pid: i32 = row.get(1);
+    let started: String = row.get(3);
+    let pid = std::process::id();
+    let run_seed = format!("{pid} {backend_pid} {started} {:?}", Instant::now());
+    let run: String = Sha256::digest(run_seed.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let marker = Marker {
+        tool: "init-slate-db".into(),
+        requested: requested.to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        host: whoami::hostname().unwrap_or_else(|_| "unknown".into()),
+        pid,
+        started,
+        run,
+        backend_pid,
+        backend_start: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
+    };
+    let build = Build {
+        requested: requested.clone(),
+        temp: temp.to_string(),
+        oid,
+        marker: marker.clone(),
+    };
+    let json = serde_json::to_string(&marker).unwrap_or_default();
+    maintenance
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_identifier(temp),
+            quote_literal(&json)
+        ))
+        .await
+        .map_err(|e| {
+            (
+                Some(build.clone()),
+                query_error("marking the temporary database", e),
+            )
+        })?;
+    Ok(build)
+}
+
+/// Who holds a temporary database.
+enum Holder {
+    /// It no longer exists.
+    Gone,
+    /// A run that is still alive: its description.
+    Alive(String),
+    /// No marker yet (just created) or ever (its creator died at once): its OID.
+    Unmarked(u32),
+    /// Its run is over: OID and marker.
+    Abandoned(u32, Marker),
+}
+
+async fn examine(maintenance: &Client, temp: &str) -> Result<Holder, Error> {
+    let row = maintenance
+        .query_opt(
+            "SELECT d.oid, pg_catalog.shobj_description(d.oid, 'pg_database'),
+                    (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datname = d.datname)
+               FROM pg_catalog.pg_database d WHERE d.datname = $1",
+            &[&temp],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: format!("looking at the temporary database \"{temp}\""),
+            failure: PgFailure::from(&e),
+        })?;
+    let Some(row) = row else {
+        return Ok(Holder::Gone);
+    };
+    let oid: u32 = row.get(0);
+    let sessions: i64 = row.get(2);
+    let marker = row
+        .get::<_, Option<String>>(1)
+        .and_then(|text| serde_json::from_str::<Marker>(&text).ok());
+    let Some(marker) = marker else {
+        return Ok(if sessions > 0 {
+            Holder::Alive(format!(
+                "an unmarked build with {sessions} session(s) in it"
+            ))
+        } else {
+            Holder::Unmarked(oid)
+        });
+    };
+    // The run's maintenance session lives as long as the run. Sessions still in the temporary
+    // database do not keep it alive: a killed client's backend may run its last query to the
+    // end, and DROP ... WITH (FORCE) ends it.
+    if session_alive(maintenance, &marker).await? {
+        return Ok(Holder::Alive(marker.describe()));
+    }
+    Ok(Holder::Abandoned(oid, marker))
+}
+
+/// Whether the marker's maintenance session still exists.
+async fn session_alive(client: &Client, marker: &Marker) -> Result<bool, Error> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+                             WHERE pid = $1 AND (backend_start IS NULL
+                                   OR abs(extract(epoch FROM backend_start)::float8 - $2) < 0.001))",
+            &[&marker.backend_pid, &marker.backend_start],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| Error::Query {
+            step: "checking whether another run is alive".into(),
+            failure: PgFailure::from(&e),
+        })
+}
+
+async fn drop_abandoned(
+    maintenance: &Client,
+    temp: &str,
+    oid: u32,
+    whose: &str,
+) -> Result<(), Error> {
+    match drop_by_oid(maintenance, oid, None).await {
+        Ok(_) => {
+            warn!(temporary = %temp, "removed the temporary database \"{temp}\" left by {whose}, whose run ended before it was complete");
+            Ok(())
+        }
+        Err(failure) => Err(Error::Query {
+            step: format!("removing the abandoned temporary database \"{temp}\" left by {whose}"),
+            failure,
+        }),
+    }
+}
+
+/// Drops the database with `oid` if it still exists (and, with `run`, only if its marker
+/// carries that run id). Returns the name dropped, `None` if there was nothing to drop.
+async fn drop_by_oid(
+    client: &Client,
+    oid: u32,
+    run: Option<&str>,
+) -> Result<Option<String>, PgFailure> {
+    let row = client
+        .query_opt(
+            "SELECT datname::text, pg_catalog.shobj_description(oid, 'pg_database')
+               FROM pg_catalog.pg_database WHERE oid = $1",
+            &[&oid],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let name: String = row.get(0);
+    if let Some(run) = run {
+        let marker = row
+            .get::<_, Option<String>>(1)
+            .and_then(|text| serde_json::from_str::<Marker>(&text).ok());
+        if marker.is_some_and(|m| m.run != run) {
+            return Ok(None);
+        }
+    }
+    // FORCE ends sessions still in it: ours, whose server process may not have exited yet.
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_identifier(&name)
+        ))
+        .await?;
+    Ok(Some(name))
+}
+
+/// Renames the complete build to its requested name, atomically with clearing its marker.
+/// Fails with [`Error::DatabaseExists`] if the name was taken meanwhile.
+pub async fn publish(
+    maintenance: &Client,
+    build: &Build,
+    endpoint: &str,
+    ledger: &Ledger,
+) -> Result<(), Error> {
+    let statement = format!(
+        "BEGIN; ALTER DATABASE {temp} RENAME TO {name}; COMMENT ON DATABASE {name} IS NULL; COMMIT",
+        temp = quote_identifier(&build.temp),
+        name = quote_identifier(build.requested.as_str())
+    );
+    let mut attempts = 0;
+    loop {
+        let Some(current) = database_name(maintenance, build.oid).await? else {
+            return Err(Error::Internal(format!(
+                "the temporary database \"{}\" disappeared before it was complete (dropped by another session?)",
+                build.temp
+            )));
+        };
+        if current != build.temp {
+            return Err(Error::Internal(format!(
+                "the temporary database \"{}\" was renamed to \"{current}\" by another session",
+                build.temp
+            )));
+        }
+        match maintenance.batch_execute(&statement).await {
+            Ok(()) => {
+                ledger.update(|s| s.published = true);
+                info!(
+                    "renamed \"{}\" to \"{}\": the store is complete",
+                    build.temp, build.requested
+                );
+                return Ok(());
+            }
+            Err(error) => {
+                let _ = maintenance.batch_execute("ROLLBACK").await;
+                let failure = PgFailure::from(&error);
+                if failure.is(&SqlState::DUPLICATE_DATABASE) {
+                    return Err(Error::DatabaseExists {
+                        database: build.requested.to_string(),
+                        endpoint: endpoint.to_string(),
+                    });
+                }
+                // Our own session in the new database may take a moment to exit.
+                if failure.is(&SqlState::OBJECT_IN_USE) && attempts < 25 {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                return Err(Error::Query {
+                    step: format!("renaming \"{}\" to \"{}\"", build.temp, build.requested),
+                    failure,
+                });
+            }
+        }
+    }
+}
+
+/// Removes what the run created and not published, and says what happened: `None` when it
+/// created nothing. Reconnects with backoff for up to [`CLEANUP_DEADLINE`].
+pub async fn discard(connector: &mut Connector, ledger: &Ledger, keep: bool) -> Option<String> {
+    let state = ledger.state();
+    if state.published {
+        return None;
+    }
+    let (temp, oid, run) = match (&state.built, &state.creating) {
+        (Some(build), _) => (
+            build.temp.clone(),
+            Some(build.oid),
+            Some(build.marker.run.clone()),
+        ),
+        (None, Some(temp)) => (temp.clone(), None, None),
+        (None, None) => return None,
+    };
+    let by_hand = format!(
+        "remove it with DROP DATABASE {} WITH (FORCE), or run init-slate-db again for this name, which removes it",
+        quote_identifier(&temp)
+    );
+    if keep && oid.is_some() {
+        warn!("keeping the temporary database \"{temp}\" as --keep-on-failure asks");
+        return Some(format!(
+            "the temporary database \"{temp}\" was kept (--keep-on-failure); {by_hand}"
+        ));
+    }
+    let deadline = Instant::now() + CLEANUP_DEADLINE;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let last = match connector.connect(&state.maintenance_db).await {
+            Ok(client) => {
+                let oid = match oid {
+                    Some(oid) => Some(oid),
+                    // The CREATE DATABASE was cut short: it may or may not have happened.
+                    None => database_oid(&client, &temp).await.ok().flatten(),
+                };
+                let Some(oid) = oid else {
+                    return Some("nothing was created".into());
+                };
+                match drop_by_oid(&client, oid, run.as_deref()).await {
+                    Ok(Some(name)) => {
+                        info!("dropped the temporary database \"{name}\" created by this run");
+                        return Some(format!(
+                            "the temporary database \"{name}\" created by this run was dropped"
+                        ));
+                    }
+                    Ok(None) => return Some("nothing was left behind".into()),
+                    Err(failure) => failure.to_string(),
+                }
+            }
+            Err(error) => error.to_string(),
+        };
+        if Instant::now() + delay >= deadline {
+            warn!(%last, "could not remove the temporary database \"{temp}\"");
+            return Some(format!(
+                "removing the temporary database \"{temp}\" failed for {} s ({last}): {by_hand}",
+                CLEANUP_DEADLINE.as_secs()
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A leftover build on the server, for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leftover {
+    pub database: String,
+    /// The requested name, if marked.
+    pub requested: Option<String>,
+    /// `building` (its run is alive) or `abandoned`.
+    pub state: &'static str,
+    /// Whose build, if marked.
+    pub run: Option<String>,
+}
+
+/// Every temporary database on the server, alive or abandoned.
+pub async fn leftovers(client: &Client) -> Result<Vec<Leftover>, Error> {
+    let rows = client
+        .query(
+            "SELECT datname::text FROM pg_catalog.pg_database WHERE starts_with(datname, $1) ORDER BY 1",
+            &[&TEMP_PREFIX],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: "listing temporary databases".into(),
+            failure: PgFailure::from(&e),
+        })?;
+    let mut found = Vec::new();
+    for row in rows {
+        let database: String = row.get(0);
+        let (state, marker) = match examine(client, &database).await? {
+            Holder::Gone => continue,
+            Holder::Alive(_) => ("building", None),
+            Holder::Unmarked(_) => ("abandoned", None),
+            Holder::Abandoned(_, marker) => ("abandoned", Some(marker)),
+        };
+        let marker = match marker {
+            Some(marker) => Some(marker),
+            None => marker_of(client, &database).await?,
+        };
+        found.push(Leftover {
+            database,
+            requested: marker.as_ref().map(|m| m.requested.clone()),
+            state,
+            run: marker.as_ref().map(Marker::describe),
+        });
+    }
+    Ok(found)
+}
+
+async fn marker_of(client: &Client, database: &str) -> Result<Option<Marker>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: "reading a temporary database's marker".into(),
+            failure: PgFailure::from(&e),
+        })?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+async fn database_oid(client: &Client, name: &str) -> Result<Option<u32>, Error> {
+    client
+        .query_opt(
+            "SELECT oid FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map(|row| row.map(|r| r.get(0)))
+        .map_err(|e| Error::Query {
+            step: format!("looking up database \"{name}\""),
+            failure: PgFailure::from(&e),
+        })
+}
+
+async fn database_name(client: &Client, oid: u32) -> Result<Option<String>, Error> {
+    client
+        .query_opt(
+            "SELECT datname::text FROM pg_catalog.pg_database WHERE oid = $1",
+            &[&oid],
+        )
+        .await
+        .map(|row| row.map(|r| r.get(0)))
+        .map_err(|e| Error::Query {
+            step: "looking up the temporary database".into(),
+            failure: PgFailure::from(&e),
+        })
+}
+
+/// CREATE DATABASE failed for another reason than the name: say what to do.
+fn create_failure(
+    connector: &Connector,
+    temp: &str,
+    requested: &Identifier,
+    failure: PgFailure,
+) -> Error {
+    if failure.is(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        return Error::MissingPrivilege(format!(
+            "role \"{}\" may not create database \"{requested}\": {failure}; nothing was created",
+            connector.user()
+        ));
+    }
+    let message = if failure.is(&SqlState::OBJECT_IN_USE) {
+        format!("{failure}; CREATE DATABASE copies the template database and needs it free of other sessions: retry when they have disconnected")
+    } else {
+        failure.message.clone()
+    };
+    Error::Query {
+        step: format!("creating database \"{temp}\" to build \"{requested}\" in"),
+        failure: PgFailure { message, ..failure },
+    }
+}
+
+/// `text` as an SQL string literal (COMMENT takes no parameters).
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_short_stable_and_distinct() {
+        let a = temp_name("orders_events");
+        assert_eq!(a, temp_name("orders_events"));
+        assert_ne!(a, temp_name("Orders_events"));
+        assert!(a.starts_with(TEMP_PREFIX) && a.len() == TEMP_PREFIX.len() + 16);
+        assert!(temp_name(&"x".repeat(63)).len() <= 63);
+    }
+}

@@ -7,6 +7,11 @@
 #
 #   bench/restore.sh [N ...]        (default: 100000 1000000)
 #   BENCH_PROFILE=dev bench/restore.sh 2000     (smoke run)
+#   BENCH_BASELINE_TOOL=/path/to/older/init-slate-db BENCH_BASELINE_LABEL=V... bench/restore.sh 1000000
+#       (also restores with an older build, side by side in the same run)
+#
+# For init-slate-db the "verification" column is the time from the end of the copy and index
+# rebuild to "digests ... match" in its JSON log: what verifying adds to the restore.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${*:-100000 1000000}
@@ -38,6 +43,29 @@ sample_server_rss() {
   echo "$peak"
 }
 
+# Seconds from the end of the copy (and of the index rebuild) to the digests' match, read from
+# the JSON log in $1; "-" when the log has no such lines.
+verification_seconds() {
+  python3 - "$1" <<'PY'
+import json, sys
+from datetime import datetime
+def t(line):
+    return datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).timestamp()
+start = end = None
+for raw in open(sys.argv[1]):
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        continue
+    message = line.get("message", "")
+    if message in ("copy finished", "index rebuilt"):
+        start = t(line)
+    elif message.startswith("digests of every"):
+        end = t(line)
+print("-" if start is None or end is None else f"{end - start:.2f} s")
+PY
+}
+
 # measure LABEL DATABASE N CLIENT_FORMAT COMMAND...: runs COMMAND, checks DATABASE then holds N
 # events, and prints a table row.
 measure() {
@@ -52,11 +80,12 @@ measure() {
   rows=$(psql -X -At -d "$database" -c "SELECT count(*) FROM events")
   [ "$rows" = "$n" ] || { echo "$label: $rows rows, expected $n" >&2; exit 1; }
   awk -v n="$n" -v ms=$((t1 - t0)) -v rss="$(cat "$work/rss")" -v srv="$server_peak" -v label="$label" -v cf="$client_format" \
-    'BEGIN {printf "| %d | %s | %.1f s | %.0f | " cf " | %.1f MB |\n", n, label, ms/1000, n/(ms/1000), rss/1024, srv/1024}'
+    -v verify="$(verification_seconds "$work/err")" \
+    'BEGIN {printf "| %d | %s | %.1f s | %.0f | %s | " cf " | %.1f MB |\n", n, label, ms/1000, n/(ms/1000), verify, rss/1024, srv/1024}'
 }
 
-echo "| N | method | wall time | events/s | client peak RSS | server process peak private memory |"
-echo "| ---: | --- | ---: | ---: | ---: | ---: |"
+echo "| N | method | wall time | events/s | verification | client peak RSS | server process peak private memory |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
 for n in $sizes; do
   "$tool" -n "backup_$n" -t destination >/dev/null 2>&1
   # About 300 bytes of JSON per event, with the spec's indexed keys.
@@ -69,9 +98,13 @@ for n in $sizes; do
       FROM generate_series(1, $n) g"
   psql_q -d "backup_$n" -c "VACUUM ANALYZE events" -c "CHECKPOINT" >/dev/null
 
-  # init-slate-db restore (creates the target itself).
+  # init-slate-db restore (creates the target itself), and an older build's if asked.
+  if [ -n "${BENCH_BASELINE_TOOL:-}" ]; then
+    measure "init-slate-db restore (${BENCH_BASELINE_LABEL:-baseline})" "base_$n" "$n" "%.1f MB" \
+      "$BENCH_BASELINE_TOOL" --log-format json restore -n "base_$n" --from-host "$PGHOST" --from-port "$PGPORT" --from-database "backup_$n" --from-user "$PGUSER"
+  fi
   measure "init-slate-db restore" "tool_$n" "$n" "%.1f MB" \
-    "$tool" restore -n "tool_$n" --from-host "$PGHOST" --from-port "$PGPORT" --from-database "backup_$n" --from-user "$PGUSER"
+    "$tool" --log-format json restore -n "tool_$n" --from-host "$PGHOST" --from-port "$PGPORT" --from-database "backup_$n" --from-user "$PGUSER"
 
   # restore_events: create the target first (not timed), then one SQL call through dblink.
   "$tool" -n "sql_$n" -t source >/dev/null 2>&1

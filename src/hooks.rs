@@ -59,3 +59,24 @@ pub fn copy_block_delay() -> Option<std::time::Duration> {
 pub fn copy_block_delay() -> Option<std::time::Duration> {
     None
 }
+
+/// `INIT_SLATE_DB_TEST_SWAP=<event|ts>:<id>,<id>`: swap that column between two restored rows
+/// before verification (what a proxy rewriting the COPY stream could do).
+#[cfg(feature = "test-hooks")]
+pub fn swap() -> Option<(&'static str, i64, i64)> {
+    let value = std::env::var("INIT_SLATE_DB_TEST_SWAP").ok()?;
+    let (column, ids) = value.split_once(':')?;
+    let column = match column {
+        "event" => "event",
+        "ts" => "ts",
+        _ => return None,
+    };
+    let (a, b) = ids.split_once(',')?;
+    Some((column, a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Without the `test-hooks` feature: never.
+#[cfg(not(feature = "test-hooks"))]
+pub fn swap() -> Option<(&'static str, i64, i64)> {
+    None
+}

@@ -15,18 +15,35 @@ const LOCK_NAMESPACE: i32 = 0x51A7E;
 /// The default for `--lock-timeout`, in seconds.
 pub const DEFAULT_LOCK_TIMEOUT_SECS: &str = "60";
 
+/// The lock in a store's own database that every command changing it holds (`migrate`,
+/// `adopt`, `create --if-not-exists`, `restore --into-existing`), and that `status` takes shared
+/// so that it never reads the catalog in the middle of their DDL. Runs creating or restoring a
+/// new store exclude each other by its temporary database instead (see `store::build`).
+pub const TARGET_LOCK: &str = "migrate";
+
 /// Takes the session-level advisory lock named `name` on `client`'s database, waiting up to
 /// `timeout` and logging who holds it. Released when the connection closes.
 pub async fn acquire(client: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
+    take(client, name, timeout, false).await
+}
+
+/// The same lock, shared: many readers at once, none while a writer holds it.
+pub async fn acquire_shared(client: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
+    take(client, name, timeout, true).await
+}
+
+async fn take(client: &Client, name: &str, timeout: Duration, shared: bool) -> Result<(), Error> {
+    let try_lock = if shared {
+        "SELECT pg_try_advisory_lock_shared($1, hashtext($2))"
+    } else {
+        "SELECT pg_try_advisory_lock($1, hashtext($2))"
+    };
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     let mut logged_holder = None;
     loop {
         let locked: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                &[&LOCK_NAMESPACE, &name],
-            )
+            .query_one(try_lock, &[&LOCK_NAMESPACE, &name])
             .await
             .map_err(|e| lock_query_error(name, e))?
             .get(0);
@@ -64,7 +81,7 @@ async fn holder(client: &Client, name: &str) -> Result<String, Error> {
             "SELECT a.pid, COALESCE(a.usename::text, '?'), COALESCE(NULLIF(a.application_name, ''), '?'),
                     COALESCE(host(a.client_addr), 'local socket')
                FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2
               LIMIT 1",
             &[&LOCK_NAMESPACE, &name],

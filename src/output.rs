@@ -388,7 +388,9 @@ fn audit_text(this: &Audit) -> String {
                 ObjectState::Missing | ObjectState::Pending => {
                     o.expected.clone().unwrap_or_default()
                 }
-                ObjectState::Extra => o.actual.clone().unwrap_or_default(),
+                ObjectState::Extra | ObjectState::Unexpected => {
+                    o.actual.clone().unwrap_or_default()
+                }
             };
             objects.add_row([
                 Cell::new(&o.kind),
@@ -398,6 +400,15 @@ fn audit_text(this: &Audit) -> String {
             ]);
         }
         out.push_str(&format!("\nobjects\n{objects}\n"));
+        if !this.access.is_empty() {
+            let mut access = table(["kind", "name", "owner", "privileges"]);
+            for a in &this.access {
+                access.add_row([&a.kind, &a.name, &a.owner, &a.privileges]);
+            }
+            out.push_str(&format!(
+                "\nowners and grants (reported, not verified)\n{access}\n"
+            ));
+        }
         out
     }
 }

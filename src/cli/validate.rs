@@ -77,7 +77,13 @@ pub(super) fn validate(
         }
         Some(SubCommand::Status(args)) => {
             let database = database_name(args.database.as_deref().or(url_database), &mut problems);
-            database.map(|database| Command::Status(StatusSettings { database, format }))
+            database.map(|database| {
+                Command::Status(StatusSettings {
+                    database,
+                    format,
+                    lock_timeout,
+                })
+            })
         }
         Some(SubCommand::Migrate(args)) => {
             let database = database_name(args.database.as_deref().or(url_database), &mut problems);

@@ -11,12 +11,13 @@ use tracing::{info, info_span, Instrument};
 use crate::connect::{Canceller, ConnectionSettings, Connector};
 use crate::error::{Error, Refusal};
 use crate::lock;
+use crate::lock::TARGET_LOCK;
 use crate::output::{self, LifecycleAction, LifecycleReport, OutputFormat, PlannedMigration};
 use crate::pg;
 use crate::shutdown::Shutdown;
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
-use crate::store::upgrade::{apply_pending, check_layout, TARGET_LOCK};
+use crate::store::upgrade::{apply_pending, check_layout};
 
 /// Validated settings of `migrate`.
 pub struct MigrateSettings {
@@ -201,7 +202,7 @@ async fn adopt_connected(connector: &mut Connector, settings: AdoptSettings) -> 
                 layout.original_version(),
                 settings.database
             ),
-            failure: pg::failure_in_chain(&e),
+            failure: pg::failure_in_chain(&*e),
         })?;
     info!(
         "recorded V1-V{} as applied without running them",

@@ -1,7 +1,10 @@
 //! `status`: the audit of one database, as tables for people or one JSON document for CI.
 
 use crate::connect::{ConnectionSettings, Connector};
+use tokio_postgres::error::SqlState;
+
 use crate::error::Error;
+use crate::lock;
 use crate::output::{self, OutputFormat};
 use crate::store::audit::{self, Verdict};
 use crate::store::build;
@@ -12,13 +15,41 @@ pub struct StatusSettings {
     pub database: String,
     /// Text or JSON on stdout.
     pub format: OutputFormat,
+    /// How long to wait for a run that is changing the store.
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Audits, retrying a few times when DDL of another session (a run of an older release, or a
+/// DBA) changed the catalog under the audit's feet: PostgreSQL then reports "cache lookup
+/// failed" (XX000) or a vanished relation (42P01).
+async fn audit_through_concurrent_ddl(
+    client: &tokio_postgres::Client,
+    database: &str,
+) -> Result<audit::Audit, Error> {
+    let mut attempt = 0;
+    loop {
+        match audit::audit(client, database, None).await {
+            Err(Error::Query { failure, .. })
+                if attempt < 5
+                    && (failure.is(&SqlState::INTERNAL_ERROR)
+                        || failure.is(&SqlState::UNDEFINED_TABLE)) =>
+            {
+                attempt += 1;
+                tracing::warn!(%failure, "the catalog changed during the audit; auditing again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs `status`: prints the audit, and ends with the verdict's exit code.
 pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Result<(), Error> {
     let mut connector = Connector::new(connection)?;
     let client = connector.connect(&settings.database).await?;
-    let audit = audit::audit(&client, &settings.database, None).await?;
+    // A run changing the store holds its lock: wait for it briefly, then say who is busy.
+    lock::acquire_shared(&client, lock::TARGET_LOCK, settings.lock_timeout).await?;
+    let audit = audit_through_concurrent_ddl(&client, &settings.database).await?;
     let leftovers = build::leftovers(&client).await?;
     output::emit(
         &output::StatusReport {

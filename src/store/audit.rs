@@ -11,6 +11,7 @@ use crate::error::{Error, Refusal};
 use crate::pg::PgFailure;
 use crate::store::catalog::{self, CatalogObject};
 use crate::store::layout::{Layout, HISTORY_TABLE};
+use tokio_postgres::error::SqlState;
 
 /// How a migration of the layout stands in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +55,9 @@ pub enum ObjectState {
     Extra,
     /// Created by a migration that is not applied yet.
     Pending,
+    /// Present, not created by the layout, and changes how the store behaves: a trigger, rule,
+    /// policy or constraint on one of the layout's tables. Drift.
+    Unexpected,
 }
 
 /// One row of the objects table.
@@ -108,6 +112,8 @@ pub struct Audit {
     pub latest_version: i32,
     pub migrations: Vec<MigrationRow>,
     pub objects: Vec<ObjectRow>,
+    /// Owner and grants of the layout's tables and functions: reported, not part of the verdict.
+    pub access: Vec<catalog::Access>,
     /// Sentences for people: why the verdict, what to do.
     pub notes: Vec<String>,
 }
@@ -144,6 +150,12 @@ impl Audit {
         for o in &self.objects {
             match o.state {
                 ObjectState::Missing => lines.push(format!("{} {} is missing", o.kind, o.name)),
+                ObjectState::Unexpected => lines.push(format!(
+                    "{} {} is not part of the layout and changes how the store behaves: {}",
+                    o.kind,
+                    o.name,
+                    o.actual.as_deref().unwrap_or("?")
+                )),
                 ObjectState::Changed => lines.push(format!(
                     "{} {} is changed: expected {}, found {}",
                     o.kind,
@@ -209,11 +221,25 @@ pub async fn audit(
 ) -> Result<Audit, Error> {
     let query_error = |step: &str| {
         let step = step.to_string();
-        move |e: tokio_postgres::Error| Error::Query {
-            step: format!("{step} of database \"{database}\""),
-            failure: PgFailure::from(&e),
+        move |e: tokio_postgres::Error| {
+            let failure = PgFailure::from(&e);
+            if failure.is(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                return Error::MissingPrivilege(format!(
+                    "{step} of database \"{database}\" was refused: {failure}; the audit needs CONNECT on the database and SELECT on {HISTORY_TABLE}, events and id (GRANT SELECT ON {HISTORY_TABLE}, events, id TO the role)"
+                ));
+            }
+            Error::Query {
+                step: format!("{step} of database \"{database}\""),
+                failure,
+            }
         }
     };
+    // The same verdict whatever the role's search_path: the layout lives in public, and the
+    // catalog functions name objects relative to the path.
+    client
+        .batch_execute("SET search_path = public")
+        .await
+        .map_err(query_error("setting the search path"))?;
     let has_history: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
@@ -253,6 +279,7 @@ pub async fn audit(
             latest_version: 0,
             migrations: Vec::new(),
             objects: Vec::new(),
+            access: Vec::new(),
             notes: vec![format!("database \"{database}\" has neither an events table nor a {HISTORY_TABLE} table: it is not a slate event store")],
         });
     };
@@ -286,9 +313,12 @@ pub async fn audit(
     let drift = migrations
         .iter()
         .any(|m| matches!(m.state, MigrationState::Divergent | MigrationState::Unknown))
-        || objects
-            .iter()
-            .any(|o| matches!(o.state, ObjectState::Missing | ObjectState::Changed));
+        || objects.iter().any(|o| {
+            matches!(
+                o.state,
+                ObjectState::Missing | ObjectState::Changed | ObjectState::Unexpected
+            )
+        });
     let pending = migrations
         .iter()
         .any(|m| m.state == MigrationState::Pending);
@@ -328,6 +358,17 @@ pub async fn audit(
             "{extras} extra object(s) not created by the layout: harmless, listed for review"
         ));
     }
+    let latest = catalog::expected(layout, layout.latest_version());
+    let names = |kind: &str| -> Vec<String> {
+        latest
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| o.name.split('(').next().unwrap_or(&o.name).to_string())
+            .collect()
+    };
+    let access = catalog::access(client, &names("table"), &names("function"))
+        .await
+        .map_err(query_error("reading owners and grants"))?;
     Ok(Audit {
         database: database.into(),
         layout: Some(layout),
@@ -336,6 +377,7 @@ pub async fn audit(
         latest_version: layout.latest_version(),
         migrations,
         objects,
+        access,
         notes,
     })
 }
@@ -438,6 +480,21 @@ fn compare_objects(
 ) -> Vec<ObjectRow> {
     let expected_keys = catalog::by_key(expected);
     let actual_keys = catalog::by_key(actual);
+    // Objects that hang on the layout's own tables change what the store does.
+    let layout_tables: Vec<&str> = latest
+        .iter()
+        .filter(|o| o.kind == "table")
+        .map(|o| o.name.as_str())
+        .collect();
+    let on_layout_table = |o: &CatalogObject| {
+        matches!(
+            o.kind.as_str(),
+            "trigger" | "rule" | "policy" | "constraint"
+        ) && o
+            .name
+            .split_once('.')
+            .is_some_and(|(table, _)| layout_tables.contains(&table))
+    };
     let mut rows = Vec::new();
     for o in expected {
         let row = match actual_keys.get(&o.key()) {
@@ -458,7 +515,12 @@ fn compare_objects(
         .iter()
         .filter(|a| !expected_keys.contains_key(&a.key()))
     {
-        rows.push(row(a, ObjectState::Extra, None, Some(&a.definition)));
+        let state = if on_layout_table(a) {
+            ObjectState::Unexpected
+        } else {
+            ObjectState::Extra
+        };
+        rows.push(row(a, state, None, Some(&a.definition)));
     }
     for l in latest
         .iter()
@@ -489,7 +551,7 @@ fn row(
 /// means ids were handed out or events inserted without insert_events.
 async fn check_id_counter(client: &Client) -> Result<ObjectRow, tokio_postgres::Error> {
     let row = client
-        .query_one("SELECT (SELECT count(*) FROM id), (SELECT min(id) FROM id), (SELECT COALESCE(max(id), 0) + 1 FROM events)", &[])
+        .query_one("SELECT (SELECT count(*) FROM public.id), (SELECT min(id) FROM public.id), (SELECT COALESCE(max(id), 0) + 1 FROM public.events)", &[])
         .await?;
     let (rows, value, next): (i64, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
     let expected = format!("one row, {next} (max(events.id) + 1)");

@@ -34,7 +34,14 @@ impl CatalogObject {
     }
 }
 
-/// Objects in the public schema, minus the history table and what extensions own.
+/// Objects in the public schema, minus the history table and what extensions own. Every
+/// property that changes how the store behaves is part of a definition: a table's persistence
+/// and row-level security, a function's security, volatility, strictness, parallel safety,
+/// leakproofness and SET options, a trigger's enabled state; rules and policies are objects of
+/// their own. A property at PostgreSQL's default adds nothing, so the definitions of the objects
+/// the migrations create read the same as before these were added. Names are built from the
+/// catalogs, not from `regprocedure` (which depends on the session's search_path), and NOT NULL
+/// constraints (rows of pg_constraint from PostgreSQL 18 on) are left to the table's definition.
 const CATALOG_QUERY: &str = "
 WITH ext_members AS (
     SELECT objid FROM pg_catalog.pg_depend WHERE deptype = 'e'
@@ -45,19 +52,22 @@ SELECT 'table', c.relname::text,
        string_agg(a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
                   || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
                   || COALESCE(' DEFAULT ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''),
-                  ', ' ORDER BY a.attnum),
+                  ', ' ORDER BY a.attnum)
+       || CASE c.relpersistence WHEN 'u' THEN ' UNLOGGED' ELSE '' END
+       || CASE WHEN c.relrowsecurity THEN ' ROW LEVEL SECURITY' ELSE '' END
+       || CASE WHEN c.relforcerowsecurity THEN ' FORCE ROW LEVEL SECURITY' ELSE '' END,
        NULL::text
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
  WHERE c.relnamespace IN (SELECT oid FROM public_ns) AND c.relkind IN ('r', 'p')
    AND c.relname <> $1 AND c.oid NOT IN (SELECT objid FROM ext_members)
- GROUP BY c.relname
+ GROUP BY c.relname, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity
 UNION ALL
 SELECT 'constraint', r.relname || '.' || con.conname, pg_catalog.pg_get_constraintdef(con.oid), NULL
   FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class r ON r.oid = con.conrelid
  WHERE con.connamespace IN (SELECT oid FROM public_ns) AND r.relname <> $1
-   AND r.oid NOT IN (SELECT objid FROM ext_members)
+   AND con.contype <> 'n' AND r.oid NOT IN (SELECT objid FROM ext_members)
 UNION ALL
 SELECT 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL
   FROM pg_catalog.pg_index i
@@ -66,20 +76,85 @@ SELECT 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL
  WHERE ic.relnamespace IN (SELECT oid FROM public_ns) AND r.relname <> $1
    AND r.oid NOT IN (SELECT objid FROM ext_members)
 UNION ALL
-SELECT 'function', p.oid::pg_catalog.regprocedure::text,
+SELECT 'function',
+       p.proname || '(' || COALESCE((SELECT string_agg(pg_catalog.format_type(t.typ, NULL), ',' ORDER BY t.n)
+                                       FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS t(typ, n)), '') || ')',
        '(' || pg_catalog.pg_get_function_arguments(p.oid) || ') RETURNS '
-           || pg_catalog.pg_get_function_result(p.oid) || ' LANGUAGE ' || l.lanname,
+           || pg_catalog.pg_get_function_result(p.oid) || ' LANGUAGE ' || l.lanname
+           || CASE WHEN p.prosecdef THEN ' SECURITY DEFINER' ELSE '' END
+           || CASE p.provolatile WHEN 'i' THEN ' IMMUTABLE' WHEN 's' THEN ' STABLE' ELSE '' END
+           || CASE WHEN p.proisstrict THEN ' STRICT' ELSE '' END
+           || CASE WHEN p.proleakproof THEN ' LEAKPROOF' ELSE '' END
+           || CASE p.proparallel WHEN 's' THEN ' PARALLEL SAFE' WHEN 'r' THEN ' PARALLEL RESTRICTED' ELSE '' END
+           || COALESCE(' SET ' || array_to_string(p.proconfig, ', '), ''),
        p.prosrc
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace IN (SELECT oid FROM public_ns) AND p.oid NOT IN (SELECT objid FROM ext_members)
 UNION ALL
-SELECT 'trigger', r.relname || '.' || t.tgname, pg_catalog.pg_get_triggerdef(t.oid), NULL
+SELECT 'trigger', r.relname || '.' || t.tgname,
+       pg_catalog.pg_get_triggerdef(t.oid)
+       || CASE t.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' [DISABLED]'
+                           WHEN 'R' THEN ' [ENABLED REPLICA]' WHEN 'A' THEN ' [ENABLED ALWAYS]' END,
+       NULL
   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class r ON r.oid = t.tgrelid
  WHERE NOT t.tgisinternal AND r.relnamespace IN (SELECT oid FROM public_ns)
+UNION ALL
+SELECT 'rule', r.relname || '.' || ru.rulename, pg_catalog.pg_get_ruledef(ru.oid), NULL
+  FROM pg_catalog.pg_rewrite ru JOIN pg_catalog.pg_class r ON r.oid = ru.ev_class
+ WHERE ru.rulename <> '_RETURN' AND r.relnamespace IN (SELECT oid FROM public_ns)
+UNION ALL
+SELECT 'policy', r.relname || '.' || pol.polname,
+       'FOR ' || pol.polcmd::text || CASE WHEN pol.polpermissive THEN '' ELSE ' RESTRICTIVE' END
+           || COALESCE(' USING (' || pg_catalog.pg_get_expr(pol.polqual, pol.polrelid) || ')', '')
+           || COALESCE(' WITH CHECK (' || pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid) || ')', ''),
+       NULL
+  FROM pg_catalog.pg_policy pol JOIN pg_catalog.pg_class r ON r.oid = pol.polrelid
+ WHERE r.relnamespace IN (SELECT oid FROM public_ns)
 UNION ALL
 SELECT 'extension', e.extname::text, 'extension ' || e.extname, NULL
   FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'
 ";
+
+/// Who owns the layout's tables and functions, and what is granted on them: reported, not
+/// compared (deployments grant differently).
+const ACCESS_QUERY: &str = "
+SELECT 'table', c.relname::text, pg_catalog.pg_get_userbyid(c.relowner), COALESCE(c.relacl::text, '(default)')
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)
+UNION ALL
+SELECT 'function', p.proname::text, pg_catalog.pg_get_userbyid(p.proowner), COALESCE(p.proacl::text, '(default)')
+  FROM pg_catalog.pg_proc p
+ WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY($2)
+ ORDER BY 1, 2
+";
+
+/// Owner and grants of one of the layout's tables or functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub kind: String,
+    pub name: String,
+    pub owner: String,
+    /// PostgreSQL's ACL text, or `(default)`.
+    pub privileges: String,
+}
+
+/// Owner and grants of the tables and functions named.
+pub async fn access(
+    client: &Client,
+    tables: &[String],
+    functions: &[String],
+) -> Result<Vec<Access>, tokio_postgres::Error> {
+    let rows = client.query(ACCESS_QUERY, &[&tables, &functions]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Access {
+            kind: r.get(0),
+            name: r.get(1),
+            owner: r.get(2),
+            privileges: r.get(3),
+        })
+        .collect())
+}
 
 /// Reads the objects of the database `client` is connected to, sorted by kind and name.
 pub async fn read(client: &Client) -> Result<Vec<CatalogObject>, tokio_postgres::Error> {

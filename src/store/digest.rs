@@ -11,24 +11,36 @@ use crate::pg::PgFailure;
 /// first chunk that differs, to name the first differing id.
 const DIGEST_CHUNK: i64 = 10_000;
 
-/// A 64-bit hash of each row from PostgreSQL's own hash functions for the three column types
-/// (stable across servers and versions: hash partitioning relies on them), combined per chunk
-/// with XOR. Each side computes it the same way over its own rows; ids are unique, so no two
-/// rows cancel out.
-const DIGEST_QUERY: &str = "SELECT id / 10000, count(*), \
-     bit_xor(hashint8extended(id, 0) # hashint8extended((extract(epoch FROM ts) * 1000000)::bigint, 1) # jsonb_hash_extended(event, 2)) \
-     FROM events GROUP BY 1 ORDER BY 1";
-const ROW_DIGEST_QUERY: &str = "SELECT id, \
-     hashint8extended(id, 0) # hashint8extended((extract(epoch FROM ts) * 1000000)::bigint, 1) # jsonb_hash_extended(event, 2) \
-     FROM events WHERE id / 10000 = $1 ORDER BY id";
+/// The hash of one row binds its id, ts and event together: PostgreSQL's own 64-bit hash
+/// functions for the three column types (the ones hash partitioning relies on, stable across
+/// versions), each seeded with the hash of the next column, so no column's hash can be moved to
+/// another row. `ts AT TIME ZONE 'UTC'` is the same microseconds whatever the session's time
+/// zone. Available from PostgreSQL 11 on.
+const ROW_HASH: &str = "hashint8extended(id, timestamp_hash_extended(ts AT TIME ZONE 'UTC', jsonb_hash_extended(event, 0)))";
 
-/// Per chunk of ids: (chunk number, rows, XOR of the row hashes).
+/// Per chunk of 10,000 ids: the row count and a hash of the row hashes in id order (an
+/// order-sensitive combination: `string_agg ... ORDER BY id`, then `hashtextextended`). XOR,
+/// which `bit_xor` gave before, is blind to swaps and does not exist on PostgreSQL 13.
+fn digest_query() -> String {
+    format!(
+        "SELECT id / {DIGEST_CHUNK}, count(*), \
+                hashtextextended(string_agg(({ROW_HASH})::text, ',' ORDER BY id), 0) \
+           FROM public.events GROUP BY 1 ORDER BY 1"
+    )
+}
+
+/// The row hashes of one chunk, in id order.
+fn row_digest_query() -> String {
+    format!("SELECT id, {ROW_HASH} FROM public.events WHERE id / {DIGEST_CHUNK} = $1 ORDER BY id")
+}
+
+/// Per chunk of ids: (chunk number, rows, hash of the ordered row hashes).
 pub type Digest = Vec<(i64, i64, i64)>;
 
 /// The digest of every chunk of the events table `tx` sees.
 pub async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, Error> {
     let rows = tx
-        .query(DIGEST_QUERY, &[])
+        .query(&digest_query(), &[])
         .await
         .map_err(|e| query_error(&format!("computing the digest of {side}"), e))?;
     Ok(rows
@@ -55,10 +67,8 @@ pub async fn first_difference(
         .map(|c| c.0)
         .expect("one side has it");
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&number];
-    let (theirs, ours) = tokio::join!(
-        backup.query(ROW_DIGEST_QUERY, &params),
-        target.query(ROW_DIGEST_QUERY, &params)
-    );
+    let query = row_digest_query();
+    let (theirs, ours) = tokio::join!(backup.query(&query, &params), target.query(&query, &params));
     let row = |r: &tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, i64>(1));
     let theirs: Vec<_> = theirs
         .map_err(|e| query_error("digesting the backup's rows", e))?

@@ -208,7 +208,8 @@ pub async fn apply(
     client: &mut Client,
     layout: Layout,
     target: Option<i32>,
-) -> Result<Vec<AppliedMigration>, refinery::Error> {
+) -> Result<Vec<AppliedMigration>, ApplyError> {
+    pin_search_path(client).await?;
     let mut runner = Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)
@@ -216,7 +217,7 @@ pub async fn apply(
     if let Some(version) = target {
         runner = runner.set_target(Target::Version(version));
     }
-    let report = runner.run_async(client).await?;
+    let report = runner.run_async(client).await.map_err(Box::new)?;
     Ok(report
         .applied_migrations()
         .iter()
@@ -230,7 +231,8 @@ pub async fn record_as_applied(
     client: &mut Client,
     layout: Layout,
     version: i32,
-) -> Result<(), refinery::Error> {
+) -> Result<(), ApplyError> {
+    pin_search_path(client).await?;
     Runner::new(&layout.migrations())
         .set_grouped(true)
         .set_abort_divergent(true)
@@ -239,4 +241,14 @@ pub async fn record_as_applied(
         .run_async(client)
         .await
         .map(|_| ())
+        .map_err(|e| Box::new(e) as ApplyError)
+}
+
+/// Why applying migrations failed: refinery's error, or setting the search path before it.
+pub type ApplyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The migrations create their objects unqualified, meaning schema `public`: whatever the role's
+/// or the database's search_path says, they run with `public` alone on it.
+async fn pin_search_path(client: &Client) -> Result<(), ApplyError> {
+    Ok(client.batch_execute("SET search_path = public").await?)
 }

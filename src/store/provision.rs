@@ -112,7 +112,7 @@ pub async fn initialize(
     let applied = layout::apply(&mut client, layout, None)
         .instrument(info_span!("migrate", database = %build.temp, layout = %layout))
         .await
-        .map_err(|e| failed("applying migrations", pg::failure_in_chain(&e).to_string()))?;
+        .map_err(|e| failed("applying migrations", pg::failure_in_chain(&*e).to_string()))?;
     for migration in &applied {
         info!(version = migration.version, checksum = %migration.checksum, "applied migration V{}__{}", migration.version, migration.name);
     }

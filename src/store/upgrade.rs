@@ -13,9 +13,6 @@ use crate::pg;
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
 
-/// The lock every command that changes a slate database takes on it.
-pub const TARGET_LOCK: &str = "migrate";
-
 /// What `create --if-not-exists` found (and did) with an existing database.
 pub enum Existing {
     /// A verified, up-to-date store of the layout: nothing to do.
@@ -38,7 +35,7 @@ pub async fn bring_existing_up_to_date(
 ) -> Result<Existing, Error> {
     let mut client = connector.connect(database).await?;
     if !dry_run {
-        lock::acquire(&client, TARGET_LOCK, lock_timeout).await?;
+        lock::acquire(&client, lock::TARGET_LOCK, lock_timeout).await?;
     }
     let audit = audit::audit(&client, database, Some(layout)).await?;
     check_layout(&audit, Some(layout))?;
@@ -73,7 +70,7 @@ pub async fn apply_pending(
                 .map(|v| format!("V{v}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            failure: pg::failure_in_chain(&e),
+            failure: pg::failure_in_chain(&*e),
         })?;
     for m in &applied {
         info!(version = m.version, checksum = %m.checksum, "applied migration V{}__{}", m.version, m.name);

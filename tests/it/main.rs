@@ -16,6 +16,7 @@ mod lifecycle;
 mod privileges;
 mod restore;
 mod tls;
+mod verdicts;
 mod write_path;
 
 /// The fault tests pause the tool at named steps through the `test-hooks` build: without the

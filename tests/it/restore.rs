@@ -407,3 +407,23 @@ async fn a_signal_or_a_server_restart_during_the_copy_leaves_nothing_under_the_n
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn swapped_events_or_timestamps_inside_a_chunk_fail_verification_naming_the_first_id() {
+    let backup = backup_with(3_000).await;
+    let target = Cluster::start().await;
+    for (swap, first) in [("event:100,101", 100), ("ts:2001,2002", 2001)] {
+        let name = format!("swapped_{first}");
+        let mut command = restore(&target, &backup, &["-n", &name]);
+        command.env("INIT_SLATE_DB_TEST_SWAP", swap);
+        let outcome = run(&mut command);
+        outcome.assert_code(17);
+        assert!(
+            outcome.error_lines()[0].contains(&format!("the digests differ, first at id {first}")),
+            "{swap}: {}",
+            outcome.stderr()
+        );
+        assert!(!target.database_exists(&name).await);
+    }
+}

@@ -114,6 +114,14 @@ pub async fn copy_and_verify(
             .await
             .map_err(|e| query_error("test hook", e))?;
         }
+        if let Some((column, a, b)) = hooks::swap() {
+            // Test hook: swap one column of two restored rows.
+            tx.batch_execute(&format!(
+                "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events e SET {column} = o.{column} FROM events o WHERE (e.id, o.id) IN (({a}, {b}), ({b}, {a})); ALTER TABLE events ENABLE TRIGGER check_sql_command"
+            ))
+            .await
+            .map_err(|e| query_error("test hook", e))?;
+        }
         // Verify before committing: count and max id, then the digest.
         let row = tx
             .query_one("SELECT count(*), COALESCE(max(id), 0) FROM events", &[])

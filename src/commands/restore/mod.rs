@@ -21,13 +21,13 @@ use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
 use crate::lock;
+use crate::lock::TARGET_LOCK;
 use crate::output::{self, OutputFormat, RestoreAction, RestoreReport};
 use crate::pg::PgFailure;
 use crate::shutdown::Shutdown;
 use crate::store::build::{self, Claim, Ledger};
 use crate::store::layout::Layout;
 use crate::store::provision;
-use crate::store::upgrade::TARGET_LOCK;
 
 use checks::{check_backup, check_fresh_target};
 use copy::copy_and_verify;

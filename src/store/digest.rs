@@ -23,7 +23,7 @@ const ROW_HASH: &str = "hashint8extended(id, timestamp_hash_extended(ts AT TIME 
 /// which `bit_xor` gave before, is blind to swaps and does not exist on PostgreSQL 13.
 fn digest_query() -> String {
     format!(
-        "SELECT id / {DIGEST_CHUNK}, count(*), \
+        "SELECT id / {DIGEST_CHUNK}, count(*), max(id), \
                 hashtextextended(string_agg(({ROW_HASH})::text, ',' ORDER BY id), 0) \
            FROM public.events GROUP BY 1 ORDER BY 1"
     )
@@ -34,8 +34,15 @@ fn row_digest_query() -> String {
     format!("SELECT id, {ROW_HASH} FROM public.events WHERE id / {DIGEST_CHUNK} = $1 ORDER BY id")
 }
 
-/// Per chunk of ids: (chunk number, rows, hash of the ordered row hashes).
-pub type Digest = Vec<(i64, i64, i64)>;
+/// Per chunk of ids: (chunk number, rows, highest id, hash of the ordered row hashes).
+pub type Digest = Vec<(i64, i64, i64, i64)>;
+
+/// Rows and highest id over all chunks (0 and 0 for an empty table).
+pub fn totals(digest: &Digest) -> (i64, i64) {
+    let rows = digest.iter().map(|c| c.1).sum();
+    let max_id = digest.iter().map(|c| c.2).max().unwrap_or(0);
+    (rows, max_id)
+}
 
 /// The digest of every chunk of the events table `tx` sees.
 pub async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, Error> {
@@ -45,7 +52,7 @@ pub async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, E
         .map_err(|e| query_error(&format!("computing the digest of {side}"), e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect())
 }
 

@@ -87,6 +87,8 @@ const SOURCE: &[MigrationFile] = &[
         ["~function insert_events(text)"]),
     migration!("source", "source", "V8__notify_per_statement_with_large_events", "8", 2105254151371261219,
         ["~function notify_event_insert()", "~trigger events.notify_insert"]),
+    migration!("source", "source", "V9__insert_events_linear_memory_no_gap", "9", 2757209071767628133,
+        ["~function insert_events(text)"]),
 ];
 
 const DESTINATION: &[MigrationFile] = &[events_table!("destination")];

@@ -368,3 +368,163 @@ async fn restore_events_keeps_the_original_four_argument_call() {
         "{message}"
     );
 }
+
+/// `n` rows of about 100 bytes each, as the contract's VALUES text.
+fn batch(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("($1[{i}], $2, '{{\"entityName\":\"Order\",\"entityId\":\"order-{i}\",\"operation\":\"update\"}}')"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[tokio::test]
+async fn a_call_of_100000_rows_gets_ids_1_to_100000_and_one_timestamp() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "big_batch").await;
+    assert_eq!(insert(&client, &batch(100_000)).await.unwrap(), 100_000);
+    let row = client
+        .query_one(
+            "SELECT count(*), min(id), max(id), count(DISTINCT ts), (SELECT id FROM id),
+                    bool_and(event->>'entityId' = 'order-' || id) FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 100_000);
+    assert_eq!((row.get::<_, i64>(1), row.get::<_, i64>(2)), (1, 100_000));
+    assert_eq!(row.get::<_, i64>(3), 1, "one timestamp per call");
+    assert_eq!(row.get::<_, i64>(4), 100_001);
+    assert!(row.get::<_, bool>(5), "each row got the id of its position");
+    // The next call continues where this one ended.
+    assert_eq!(insert(&client, &batch(2_000)).await.unwrap(), 2_000);
+    let next: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 102_001);
+}
+
+#[tokio::test]
+async fn a_call_over_the_limit_is_refused_at_once_and_takes_no_id() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "over_limit").await;
+    let message = error_of(&client, &batch(100_001)).await;
+    assert_eq!(
+        message,
+        "insert_events: 100001 rows in one call exceed the limit of 100000 rows"
+    );
+    let next: i64 = client
+        .query_one("SELECT id FROM id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 1);
+}
+
+#[tokio::test]
+async fn markers_inside_an_event_that_would_leave_a_gap_raise_and_take_no_id() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "no_gap").await;
+    for size in [1, 5, 2_000] {
+        // The last event's text holds "$1[n+1]" and "$2,": counted as one more row than there is.
+        let mut text = batch(size);
+        text.push_str(&format!(
+            ",($1[{}], $2, '{{\"note\":\"see $1[{}] and $2, too\"}}')",
+            size + 1,
+            size + 2
+        ));
+        let error = insert(&client, &text)
+            .await
+            .expect_err("a gap must be refused");
+        let message = error.as_db_error().unwrap().message().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "insert_events: {} rows were inserted but the text names {} rows; nothing was inserted and no id was taken",
+                size + 1,
+                size + 2
+            )
+        );
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM events), (SELECT id FROM id)",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+            (0, 1),
+            "size {size}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_leaves_the_callers_prepared_statements_and_settings_alone() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "polite").await;
+    client
+        .batch_execute(
+            "PREPARE slate_insert_events AS SELECT 42; SET plan_cache_mode = force_custom_plan",
+        )
+        .await
+        .unwrap();
+    for size in [3, 50, 5_000] {
+        insert(&client, &batch(size)).await.unwrap();
+        let mine: i32 = client
+            .query_one("EXECUTE slate_insert_events", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mine, 42, "size {size}");
+        let mode: String = client
+            .query_one("SHOW plan_cache_mode", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mode, "force_custom_plan", "size {size}");
+        let prepared: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_statements WHERE from_sql",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(prepared, 1, "only the caller's statement, size {size}");
+    }
+}
+
+#[tokio::test]
+async fn a_v8_store_migrated_to_the_new_insert_events_is_up_to_date_and_writes() {
+    let cluster = Cluster::start().await;
+    drop(
+        cluster
+            .database_at("at_v8", init_slate_db::store::layout::Layout::Source, 8)
+            .await,
+    );
+    let client = cluster.superuser_client("at_v8").await;
+    assert_eq!(insert(&client, &batch(10)).await.unwrap(), 10);
+    drop(client);
+    run(cluster.tool().args(["migrate", "-d", "at_v8"])).assert_code(0);
+    run(cluster.tool().args(["status", "-d", "at_v8"])).assert_code(0);
+    let client = cluster.superuser_client("at_v8").await;
+    assert_eq!(insert(&client, &batch(2_000)).await.unwrap(), 2_000);
+    let row = client
+        .query_one(
+            "SELECT count(*), max(id), (SELECT id FROM id) FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (2_010, 2_010, 2_011)
+    );
+}

@@ -11,7 +11,7 @@ use tracing::{info, info_span, Instrument};
 use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
-use crate::store::digest::{digest_chunks, first_difference};
+use crate::store::digest::{digest_chunks, first_difference, totals};
 
 use super::checks::BackupFacts;
 use super::progress::Progress;
@@ -122,19 +122,17 @@ pub async fn copy_and_verify(
             .await
             .map_err(|e| query_error("test hook", e))?;
         }
-        // Verify before committing: count and max id, then the digest.
-        let row = tx
-            .query_one("SELECT count(*), COALESCE(max(id), 0) FROM events", &[])
-            .await
-            .map_err(|e| query_error("counting the restored events", e))?;
-        let (count, max_id): (i64, i64) = (row.get(0), row.get(1));
+        // Verify before committing: count and max id (from the digest's own scan), then the
+        // digest itself.
+        let digest = digest_chunks(&tx, "the target").await?;
+        let (count, max_id) = totals(&digest);
         if count != facts.rows || max_id != facts.max_id || rows != facts.rows {
             return Err(Error::Verification(format!(
                 "the backup has {} rows up to id {}, the target got {count} rows up to id {max_id} (COPY reported {rows})",
                 facts.rows, facts.max_id
             )));
         }
-        Ok((count, max_id, digest_chunks(&tx, "the target").await?))
+        Ok((count, max_id, digest))
     });
     let theirs = theirs?;
     let (count, max_id, ours) = ours?;

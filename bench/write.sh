@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The write path, measured: events per second through
-#   ours      insert_events as init-slate-db installs it (source V1-V8)
+#   ours      insert_events as init-slate-db installs it (source V1-V9)
+#   v8        the previous release's (source V1-V8): V9 must never be slower
 #   original  the spec's insert_events and per-row NOTIFY trigger (source V1-V6, where V3 and V5
 #             are the original's SQL), kept only as the baseline
 #   floor     the least work the contract needs, by hand, on the same layout as ours: one
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench/write.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-variants="floor ours original raw"
+variants="floor ours v8 original raw"
 
 profile=${BENCH_PROFILE:-release}
 cargo build --profile "$profile" --quiet
@@ -57,6 +58,8 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 "$tool" -n w_floor -t source >/dev/null 2>&1
 createdb w_original
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
+createdb w_v8   # the previous release's insert_events (source V1-V8)
+cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-8]__*.sql | sort -V) | psql_q -1 -d w_v8 >/dev/null
 createdb w_raw
 psql_q -1 -d w_raw -f migrations/shared/V1__events_table.sql >/dev/null
 psql_q -d w_raw -c "CREATE SEQUENCE events_id_seq OWNED BY events.id; ALTER TABLE events ALTER id SET DEFAULT nextval('events_id_seq')"
@@ -78,6 +81,7 @@ for b in $batches; do
   done
   printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours_$b.sql"
   cp "$work/ours_$b.sql" "$work/original_$b.sql"
+  cp "$work/ours_$b.sql" "$work/v8_$b.sql"
   printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
   printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
 done
@@ -151,11 +155,11 @@ cells = {}
 for r in rows:
     cells.setdefault((int(r["batch"]), int(r["clients"]), r["listen"]), {}).setdefault(r["variant"], []).append(float(r["events_per_s"]))
 print()
-print("| batch | clients | LISTEN | floor | ours | original | raw | ours / floor | ours / original |")
-print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| batch | clients | LISTEN | floor | ours | V8 | original | raw | ours / floor | ours / V8 | ours / original |")
+print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for (b, c, l), v in sorted(cells.items()):
     med = {k: statistics.median(x) for k, x in v.items()}
     fmt = lambda k: f"{med[k]:,.0f}" if k in med else "-"
     ratio = lambda a, d: f"{med[a] / med[d]:.2f}" if a in med and d in med and med[d] else "-"
-    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'original')} |")
+    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'v8')} | {ratio('ours', 'original')} |")
 PY

@@ -427,3 +427,50 @@ async fn swapped_events_or_timestamps_inside_a_chunk_fail_verification_naming_th
         assert!(!target.database_exists(&name).await);
     }
 }
+
+/// A backup on one PostgreSQL version restored into a server of another: the backup's server
+/// runs the binaries in `PG_BINDIR_OTHER` (CI sets it to the oldest and newest supported
+/// versions in turn); without it both servers are the same version.
+#[tokio::test]
+async fn restore_from_a_server_of_another_version_is_verified() {
+    let backup = match std::env::var_os("PG_BINDIR_OTHER") {
+        Some(dir) => Cluster::start_from(std::path::PathBuf::from(dir)).await,
+        None => Cluster::start().await,
+    };
+    run(backup.tool().args(["-n", "backup", "-t", "destination"])).assert_code(0);
+    backup
+        .superuser_client("backup")
+        .await
+        .batch_execute(
+            "INSERT INTO events (id, ts, event)
+             SELECT g, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1.000123 second',
+                    jsonb_build_object('entityName', 'Order', 'entityId', 'order-' || g, 'n', g * 1.5)
+               FROM generate_series(1, 25000) g",
+        )
+        .await
+        .unwrap();
+    let target = Cluster::start().await;
+    let version = |cluster: &Cluster| {
+        let cluster_port = cluster.port;
+        async move {
+            let client = crate::support::Cluster::client_on_port(cluster_port).await;
+            client
+                .query_one("SHOW server_version_num", &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    let (from, to) = (version(&backup).await, version(&target).await);
+    if std::env::var_os("PG_BINDIR_OTHER").is_some() {
+        assert_ne!(from[..2], to[..2], "two versions");
+    }
+    let outcome = run(&mut restore(&target, &backup, &["-n", "across"]));
+    outcome.assert_code(0);
+    assert_eq!(
+        rows_text(&target, "across").await,
+        rows_text(&backup, "backup").await,
+        "from {from} to {to}"
+    );
+    run(target.tool().args(["status", "-d", "across"])).assert_code(0);
+}

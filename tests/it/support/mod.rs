@@ -50,8 +50,8 @@ fn running_as_root() -> bool {
 }
 
 /// initdb refuses to run as root: as root, run the server binaries as `postgres`.
-fn server_command(program: &str) -> Command {
-    let binary = bindir().join(program);
+fn server_command(bindir: &Path, program: &str) -> Command {
+    let binary = bindir.join(program);
     if running_as_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(binary);
@@ -126,12 +126,20 @@ impl TestCa {
 pub struct Cluster {
     dir: TempDir,
     pub port: u16,
+    /// The server binaries this cluster runs.
+    bindir: PathBuf,
 }
 
 impl Cluster {
     /// Starts a cluster with the superuser, a CREATEDB-only role and a plain login role.
     pub async fn start() -> Cluster {
-        let cluster = Cluster::start_bare();
+        Cluster::start_from(bindir().to_path_buf()).await
+    }
+
+    /// The same, with the server binaries in `bindir` (another PostgreSQL version).
+    pub async fn start_from(bindir: PathBuf) -> Cluster {
+        let mut cluster = Cluster::init_from(bindir, &[]);
+        cluster.start_server(None);
         let admin = cluster.superuser_client("postgres").await;
         admin
             .batch_execute(&format!(
@@ -153,6 +161,10 @@ impl Cluster {
     /// Creates the cluster's data directory without starting it; `hba` lines go before
     /// initdb's own in pg_hba.conf. The port is chosen now.
     pub fn init(hba: &[&str]) -> Cluster {
+        Cluster::init_from(bindir().to_path_buf(), hba)
+    }
+
+    fn init_from(bindir: PathBuf, hba: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("slate-test-pg.")
             .tempdir()
@@ -161,7 +173,7 @@ impl Cluster {
         std::fs::write(&pwfile, format!("{SUPERUSER_PASSWORD}\n")).unwrap();
         std::fs::create_dir(dir.path().join("socket")).unwrap();
         chown_to_server_user(dir.path());
-        let mut initdb = server_command("initdb");
+        let mut initdb = server_command(&bindir, "initdb");
         initdb
             .arg("-D")
             .arg(dir.path().join("data"))
@@ -186,6 +198,7 @@ impl Cluster {
         Cluster {
             dir,
             port: free_port(),
+            bindir,
         }
     }
 
@@ -207,7 +220,7 @@ impl Cluster {
     }
 
     fn start_server_on(&self, port: u16, extra: Option<&str>) -> Result<(), String> {
-        let mut pg_ctl = server_command("pg_ctl");
+        let mut pg_ctl = server_command(&self.bindir, "pg_ctl");
         pg_ctl
             .arg("-D")
             .arg(self.dir.path().join("data"))
@@ -276,7 +289,7 @@ impl Cluster {
 
     /// Stops the server now (tests of "server gone" behaviour).
     pub fn stop(&self) {
-        let _ = server_command("pg_ctl")
+        let _ = server_command(&self.bindir, "pg_ctl")
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-m", "immediate", "stop"])
@@ -287,7 +300,7 @@ impl Cluster {
 
     /// Restarts the server (`pg_ctl restart -m fast`): every session ends, the data stays.
     pub fn restart(&self) {
-        let mut pg_ctl = server_command("pg_ctl");
+        let mut pg_ctl = server_command(&self.bindir, "pg_ctl");
         pg_ctl
             .arg("-D")
             .arg(self.dir.path().join("data"))
@@ -312,6 +325,21 @@ impl Cluster {
             .iter()
             .map(|r| r.get(0))
             .collect()
+    }
+
+    /// A superuser client of the cluster on `port`, database postgres.
+    pub async fn client_on_port(port: u16) -> Client {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user(SUPERUSER)
+            .password(SUPERUSER_PASSWORD)
+            .dbname("postgres")
+            .connect(NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
     }
 
     /// A client as `user`.

@@ -15,6 +15,10 @@ const LOCK_NAMESPACE: i32 = 0x51A7E;
 /// The default for `--lock-timeout`, in seconds.
 pub const DEFAULT_LOCK_TIMEOUT_SECS: &str = "60";
 
+/// The default for `--ddl-lock-timeout`, in milliseconds: how long writers may queue behind a
+/// migration's lock request at a time.
+pub const DEFAULT_DDL_LOCK_TIMEOUT_MS: &str = "2000";
+
 /// The lock in a store's own database that every command changing it holds (`migrate`,
 /// `adopt`, `create --if-not-exists`, `restore --into-existing`), and that `status` takes shared
 /// so that it never reads the catalog in the middle of their DDL. Runs creating or restoring a

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::lock::DEFAULT_LOCK_TIMEOUT_SECS;
+use crate::lock::{DEFAULT_DDL_LOCK_TIMEOUT_MS, DEFAULT_LOCK_TIMEOUT_SECS};
 
 /// Create a PostgreSQL database and initialize it as a slate event store.
 ///
@@ -61,9 +61,15 @@ pub struct CommonArgs {
     #[arg(long, value_name = "FORMAT", global = true)]
     pub log_format: Option<String>,
 
-    /// Seconds to wait for another run that holds the database's lock
+    /// Seconds to wait for another run that holds the database's lock, and for the table locks
+    /// a migration of a store in use needs
     #[arg(long, value_name = "SECONDS", default_value = DEFAULT_LOCK_TIMEOUT_SECS, global = true)]
     pub lock_timeout: String,
+
+    /// Milliseconds one attempt of a migration waits for a table lock before it is rolled back
+    /// and tried again (writers queue behind it at most this long)
+    #[arg(long, value_name = "MILLISECS", default_value = DEFAULT_DDL_LOCK_TIMEOUT_MS, global = true)]
+    pub ddl_lock_timeout: String,
 }
 
 /// Options of the create job (the original tool's invocation).

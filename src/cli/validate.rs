@@ -57,6 +57,17 @@ pub(super) fn validate(
         }
     };
 
+    let ddl_lock_timeout = match cli.common.ddl_lock_timeout.parse::<u64>() {
+        Ok(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms),
+        _ => {
+            problems.push(format!(
+                "--ddl-lock-timeout {:?} is invalid: it must be a whole number of milliseconds from 1 to 600000",
+                cli.common.ddl_lock_timeout
+            ));
+            Duration::ZERO
+        }
+    };
+
     if cli.command.is_some() && cli.create.was_given() {
         problems.push(
             "-n/--new-database, -t/--table-type, --dry-run, --maintenance-db, --keep-on-failure and --if-not-exists before a subcommand belong to creating a database: put them after the subcommand, or drop the subcommand".into(),
@@ -67,14 +78,18 @@ pub(super) fn validate(
             cli.create,
             url_database,
             format,
-            lock_timeout,
+            (lock_timeout, ddl_lock_timeout),
             &mut problems,
         )
         .map(Command::Create),
-        Some(SubCommand::Create(create)) => {
-            validate_create(create, url_database, format, lock_timeout, &mut problems)
-                .map(Command::Create)
-        }
+        Some(SubCommand::Create(create)) => validate_create(
+            create,
+            url_database,
+            format,
+            (lock_timeout, ddl_lock_timeout),
+            &mut problems,
+        )
+        .map(Command::Create),
         Some(SubCommand::Status(args)) => {
             let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             database.map(|database| {
@@ -94,6 +109,7 @@ pub(super) fn validate(
                     layout,
                     dry_run: args.dry_run,
                     lock_timeout,
+                    ddl_lock_timeout,
                     format,
                 })
             })
@@ -108,6 +124,7 @@ pub(super) fn validate(
                     baseline_only: args.baseline_only,
                     dry_run: args.dry_run,
                     lock_timeout,
+                    ddl_lock_timeout,
                     format,
                 })
             })
@@ -174,7 +191,7 @@ fn validate_create(
     args: CreateArgs,
     url_database: Option<&str>,
     format: OutputFormat,
-    lock_timeout: Duration,
+    (lock_timeout, ddl_lock_timeout): (Duration, Duration),
     problems: &mut Vec<String>,
 ) -> Option<CreateSettings> {
     let new_database = new_database_name(
@@ -204,6 +221,7 @@ fn validate_create(
         keep_on_failure: args.keep_on_failure,
         if_not_exists: args.if_not_exists,
         lock_timeout,
+        ddl_lock_timeout,
         format,
     })
 }

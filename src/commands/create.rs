@@ -32,6 +32,8 @@ pub struct CreateSettings {
     pub if_not_exists: bool,
     /// How long to wait for another run creating the same name.
     pub lock_timeout: Duration,
+    /// How long one attempt of a migration waits for a table lock (`--if-not-exists`).
+    pub ddl_lock_timeout: Duration,
     /// Text or JSON result on stdout.
     pub format: OutputFormat,
 }
@@ -170,6 +172,7 @@ async fn existing(
         settings.layout,
         settings.dry_run,
         settings.lock_timeout,
+        settings.ddl_lock_timeout,
     )
     .await?;
     let (action, applied) = match existing {
@@ -211,7 +214,7 @@ fn dry_run_plan<'a>(
         "the role may create databases".to_string(),
     ];
     if layout.needs_dblink() {
-        checks.push("the dblink extension can be installed".into());
+        checks.push("the dblink extension is available (whether this role may install it is tried in the database being built)".into());
     }
     CreatePlan {
         parameters: vec![

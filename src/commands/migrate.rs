@@ -17,7 +17,7 @@ use crate::pg;
 use crate::shutdown::Shutdown;
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
-use crate::store::upgrade::{apply_pending, check_layout};
+use crate::store::upgrade::{apply_pending, check_layout, LockWaits};
 
 /// Validated settings of `migrate`.
 pub struct MigrateSettings {
@@ -26,6 +26,8 @@ pub struct MigrateSettings {
     pub layout: Option<Layout>,
     pub dry_run: bool,
     pub lock_timeout: Duration,
+    /// How long one attempt of a migration waits for a table lock.
+    pub ddl_lock_timeout: Duration,
     pub format: OutputFormat,
 }
 
@@ -38,6 +40,8 @@ pub struct AdoptSettings {
     pub baseline_only: bool,
     pub dry_run: bool,
     pub lock_timeout: Duration,
+    /// How long one attempt of a migration waits for a table lock.
+    pub ddl_lock_timeout: Duration,
     pub format: OutputFormat,
 }
 
@@ -109,7 +113,11 @@ async fn migrate_locked(client: &mut Client, settings: &MigrateSettings) -> Resu
             plan(&audit),
         ),
         Verdict::Pending => {
-            let (applied, after) = apply_pending(client, &audit).await?;
+            let waits = LockWaits {
+                per_attempt: settings.ddl_lock_timeout,
+                deadline: settings.lock_timeout,
+            };
+            let (applied, after) = apply_pending(client, &audit, waits).await?;
             report(
                 &after,
                 LifecycleAction::Migrated,
@@ -160,6 +168,7 @@ async fn adopt_connected(connector: &mut Connector, settings: AdoptSettings) -> 
                 layout: settings.layout,
                 dry_run: settings.dry_run || settings.baseline_only,
                 lock_timeout: settings.lock_timeout,
+                ddl_lock_timeout: settings.ddl_lock_timeout,
                 format: settings.format,
             };
             return migrate_locked(&mut client, &migrate_settings).await;
@@ -210,7 +219,11 @@ async fn adopt_connected(connector: &mut Connector, settings: AdoptSettings) -> 
     );
     let recorded = audit::audit(&client, &settings.database, Some(layout)).await?;
     let (applied, after) = if !settings.baseline_only && recorded.verdict == Verdict::Pending {
-        apply_pending(&mut client, &recorded).await?
+        let waits = LockWaits {
+            per_attempt: settings.ddl_lock_timeout,
+            deadline: settings.lock_timeout,
+        };
+        apply_pending(&mut client, &recorded, waits).await?
     } else {
         (Vec::new(), recorded)
     };

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info, info_span, Instrument};
 
@@ -14,9 +15,6 @@ use crate::identifier::Identifier;
 use crate::pg;
 use crate::store::build::{Build, Ledger};
 use crate::store::layout::{self, AppliedMigration, Layout};
-
-/// Template databases whose dblink a non-superuser could inherit.
-const TEMPLATE_DATABASE: &str = "template1";
 
 /// The read-only checks: the database must not exist, the role must be able to create it, and
 /// for a source database dblink must be installable. Runs in dry runs too.
@@ -61,29 +59,12 @@ pub async fn preflight(
                 "the dblink extension is not available on the server: install PostgreSQL's contrib package on the database server (a source database needs dblink for restore_events); nothing was created".into(),
             ));
         }
-        if !superuser && !template_has_dblink(connector).await {
-            return Err(Error::MissingPrivilege(format!(
-                "role \"{user}\" cannot install the dblink extension that a source database needs: CREATE EXTENSION dblink requires a superuser (dblink is not a trusted extension); run as a superuser, or have one run CREATE EXTENSION dblink in {TEMPLATE_DATABASE}; nothing was created"
-            )));
-        }
-        info!("dblink can be installed");
+        // Whether this role may install it (a superuser; a trusted extension; a managed
+        // service's own grant: rds_superuser, cloudsqlsuperuser, an allow-list) is learned by
+        // trying, in the database being built: a refusal there leaves nothing behind.
+        info!(superuser, "dblink is available on the server");
     }
     Ok(())
-}
-
-/// Whether new databases inherit dblink from the template, so no superuser is needed.
-async fn template_has_dblink(connector: &mut Connector) -> bool {
-    let Ok(template) = connector.connect(TEMPLATE_DATABASE).await else {
-        return false;
-    };
-    template
-        .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink'",
-            &[],
-        )
-        .await
-        .map(|row| row.is_some())
-        .unwrap_or(false)
 }
 
 /// Applies the layout to the build's temporary database, and closes the connection (the rename
@@ -112,7 +93,16 @@ pub async fn initialize(
     let applied = layout::apply(&mut client, layout, None)
         .instrument(info_span!("migrate", database = %build.temp, layout = %layout))
         .await
-        .map_err(|e| failed("applying migrations", pg::failure_in_chain(&*e).to_string()))?;
+        .map_err(|e| {
+            let failure = pg::failure_in_chain(&*e);
+            if failure.is(&SqlState::INSUFFICIENT_PRIVILEGE) && layout.needs_dblink() {
+                return Error::MissingPrivilege(format!(
+                    "role \"{}\" may not install the dblink extension that a source database needs: {failure}; run as a superuser, have the service grant it (rds_superuser, cloudsqlsuperuser, an allow-list), or have a superuser run CREATE EXTENSION dblink in template1",
+                    connector.user()
+                ));
+            }
+            failed("applying migrations", failure.to_string())
+        })?;
     for migration in &applied {
         info!(version = migration.version, checksum = %migration.checksum, "applied migration V{}__{}", migration.version, migration.name);
     }

@@ -33,11 +33,41 @@ async fn createdb_only_role_is_refused_a_source_database_and_nothing_is_left_beh
     let errors = outcome.error_lines();
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].contains("cannot install the dblink extension"),
+        errors[0].contains("may not install the dblink extension"),
         "{errors:?}"
     );
     assert!(errors[0].contains("superuser"), "{errors:?}");
     assert!(!cluster.database_exists("by_creator").await);
+    // Nothing left under the temporary name either.
+    assert!(
+        !cluster
+            .database_exists(&init_slate_db::store::build::temp_name("by_creator"))
+            .await
+    );
+}
+
+#[tokio::test]
+async fn a_createdb_role_on_a_server_that_trusts_dblink_gets_a_verified_source() {
+    // As on managed services: the admin role is not a superuser, yet may install dblink.
+    let cluster = Cluster::start_with_trusted_dblink().await;
+    let outcome = run(cluster.tool_as(CREATOR, Some(CREATOR_PASSWORD)).args([
+        "-n",
+        "managed_source",
+        "-t",
+        "source",
+    ]));
+    outcome.assert_code(0);
+    run(cluster
+        .tool_as(CREATOR, Some(CREATOR_PASSWORD))
+        .args(["status", "-d", "managed_source"]))
+    .assert_code(0);
+    let client = cluster.superuser_client("managed_source").await;
+    let inserted: i32 = client
+        .query_one("SELECT insert_events($1)", &[&"($1[1], $2, '{}')"])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inserted, 1);
 }
 
 #[tokio::test]

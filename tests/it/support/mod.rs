@@ -128,6 +128,8 @@ pub struct Cluster {
     pub port: u16,
     /// The server binaries this cluster runs.
     bindir: PathBuf,
+    /// A copy of the server's installation this cluster runs, if any (removed with it).
+    installation: Option<TempDir>,
 }
 
 impl Cluster {
@@ -136,10 +138,62 @@ impl Cluster {
         Cluster::start_from(bindir().to_path_buf()).await
     }
 
+    /// A cluster whose dblink is a trusted extension (`trusted = true` in its control file), as
+    /// managed services arrange: a non-superuser with CREATE on a database may install it. Runs
+    /// a copy of the server's installation, the control file edited.
+    pub async fn start_with_trusted_dblink() -> Cluster {
+        let installation = tempfile::Builder::new()
+            .prefix("slate-test-pg-trusted.")
+            .tempdir()
+            .unwrap();
+        let copy = installation.path().to_path_buf();
+        let bindir = bindir();
+        let base = bindir.parent().unwrap();
+        let copy_tree = |from: &Path, to: &Path| {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            let mut cp = Command::new("cp");
+            cp.arg("-a").arg(from).arg(to);
+            run_checked(cp, "cp -a");
+        };
+        let (new_bindir, control) = if base.join("share/postgresql/extension").is_dir() {
+            // A self-contained build (the npm registry's): bin/, lib/ and share/ side by side.
+            copy_tree(base, &copy.join("pg"));
+            (
+                copy.join("pg/bin"),
+                copy.join("pg/share/postgresql/extension/dblink.control"),
+            )
+        } else {
+            // Debian's layout: the server finds share/ relative to bin/, so copy both.
+            let out = Command::new("pg_config").arg("--sharedir").output().unwrap();
+            let sharedir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            let major = base.file_name().unwrap();
+            let lib = copy.join("lib/postgresql").join(major);
+            let share = copy.join("share/postgresql").join(major);
+            copy_tree(base, &lib);
+            copy_tree(&sharedir, &share);
+            (lib.join("bin"), share.join("extension/dblink.control"))
+        };
+        let text = std::fs::read_to_string(&control).unwrap();
+        std::fs::write(&control, format!("{text}trusted = true\n")).unwrap();
+        chown_to_server_user(&copy);
+        let mut cluster = Cluster::init_from(new_bindir, &[]);
+        cluster.installation = Some(installation);
+        cluster.start_server(None);
+        cluster.add_roles().await;
+        cluster
+    }
+
     /// The same, with the server binaries in `bindir` (another PostgreSQL version).
     pub async fn start_from(bindir: PathBuf) -> Cluster {
         let mut cluster = Cluster::init_from(bindir, &[]);
         cluster.start_server(None);
+        cluster.add_roles().await;
+        cluster
+    }
+
+    /// The CREATEDB-only and the plain login roles.
+    async fn add_roles(&self) {
+        let cluster = self;
         let admin = cluster.superuser_client("postgres").await;
         admin
             .batch_execute(&format!(
@@ -148,7 +202,6 @@ impl Cluster {
             ))
             .await
             .unwrap();
-        cluster
     }
 
     /// Starts a cluster with only the superuser (synchronous: for tests that need no client).
@@ -199,6 +252,7 @@ impl Cluster {
             dir,
             port: free_port(),
             bindir,
+            installation: None,
         }
     }
 

@@ -36,6 +36,8 @@ pub mod exit_code {
     pub const TARGET_NOT_FRESH: u8 = 16;
     /// restore: the copy does not match the backup; nothing was committed.
     pub const VERIFICATION: u8 = 17;
+    /// create --into-existing: the database holds objects of its own.
+    pub const NOT_EMPTY: u8 = 18;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -200,6 +202,9 @@ pub enum Error {
     #[error("--into-existing refused: database \"{database}\" {reason}; it was left untouched")]
     TargetNotFresh { database: String, reason: String },
 
+    #[error("--into-existing refused: database \"{database}\" is not empty, it holds {objects}; it was left untouched (use an empty database, or drop those objects)")]
+    NotEmpty { database: String, objects: String },
+
     #[error("verification failed: {0}")]
     Verification(String),
 
@@ -262,6 +267,7 @@ impl Error {
             Error::BadBackup { .. } => exit_code::BAD_BACKUP,
             Error::TargetNotFresh { .. } => exit_code::TARGET_NOT_FRESH,
             Error::Verification(_) => exit_code::VERIFICATION,
+            Error::NotEmpty { .. } => exit_code::NOT_EMPTY,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

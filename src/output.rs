@@ -66,6 +66,8 @@ pub enum CreateAction {
     Existed,
     /// It existed with pending migrations, which were applied.
     Migrated,
+    /// It existed, empty, and the layout was applied into it (`--into-existing`).
+    Initialized,
     /// Checks only.
     DryRun,
 }
@@ -100,6 +102,14 @@ impl Report for CreateReport {
             CreateAction::Migrated => format!(
                 "database \"{}\" on {} existed as a verified {} store: applied pending migration(s) {} in {seconds:.2} s\n",
                 self.database, self.endpoint, self.layout, versions(&self.migrations_applied)
+            ),
+            CreateAction::Initialized => format!(
+                "initialized existing database \"{}\" on {} as a {} store: applied {} migration(s) ({}) in {seconds:.2} s\n",
+                self.database,
+                self.endpoint,
+                self.layout,
+                self.migrations_applied.len(),
+                versions(&self.migrations_applied)
             ),
             CreateAction::Existed => format!(
                 "database \"{}\" on {} exists and is a verified, up-to-date {} store: nothing was done\n",

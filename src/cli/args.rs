@@ -100,6 +100,11 @@ pub struct CreateArgs {
     /// layout, apply pending migrations when it only lacks them, fail otherwise (for CI)
     #[arg(long)]
     pub if_not_exists: bool,
+
+    /// Initialize an existing, empty database instead of creating one (made beforehand by a
+    /// console or Terraform; needs no CREATEDB): refused if it holds objects of its own
+    #[arg(long)]
+    pub into_existing: bool,
 }
 
 impl CreateArgs {
@@ -111,6 +116,7 @@ impl CreateArgs {
             || self.maintenance_db.is_some()
             || self.keep_on_failure
             || self.if_not_exists
+            || self.into_existing
     }
 }
 

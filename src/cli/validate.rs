@@ -70,7 +70,7 @@ pub(super) fn validate(
 
     if cli.command.is_some() && cli.create.was_given() {
         problems.push(
-            "-n/--new-database, -t/--table-type, --dry-run, --maintenance-db, --keep-on-failure and --if-not-exists before a subcommand belong to creating a database: put them after the subcommand, or drop the subcommand".into(),
+            "-n/--new-database, -t/--table-type, --dry-run, --maintenance-db, --keep-on-failure, --if-not-exists and --into-existing before a subcommand belong to creating a database: put them after the subcommand, or drop the subcommand".into(),
         );
     }
     let command = match cli.command {
@@ -220,6 +220,7 @@ fn validate_create(
         maintenance_db,
         keep_on_failure: args.keep_on_failure,
         if_not_exists: args.if_not_exists,
+        into_existing: args.into_existing,
         lock_timeout,
         ddl_lock_timeout,
         format,

@@ -9,6 +9,7 @@ use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
+use crate::lock;
 use crate::output::{self, CreateAction, CreatePlan, CreateReport, OutputFormat, PlannedMigration};
 use crate::shutdown::Shutdown;
 use crate::store::build::{self, Claim, Ledger};
@@ -30,6 +31,8 @@ pub struct CreateSettings {
     pub keep_on_failure: bool,
     /// Accept an existing verified store of the layout (and bring it up to date).
     pub if_not_exists: bool,
+    /// Apply the layout into an existing, empty database instead of creating one.
+    pub into_existing: bool,
     /// How long to wait for another run creating the same name.
     pub lock_timeout: Duration,
     /// How long one attempt of a migration waits for a table lock (`--if-not-exists`).
@@ -109,6 +112,9 @@ async fn create(
         duration_ms: started.elapsed().as_millis() as u64,
         dry_run_text: None,
     };
+    if settings.into_existing {
+        return into_existing(connector, settings, started, ledger).await;
+    }
     ledger.step("connecting");
     let maintenance = connector.connect(&settings.maintenance_db).await?;
     ledger.step("checking the role and the name");
@@ -158,6 +164,61 @@ async fn create(
     )
     .await?;
     Ok(report(CreateAction::Created, applied, connector))
+}
+
+/// `--into-existing`: the database exists (made by a console or Terraform) and must hold nothing
+/// of its own; the layout goes in in one transaction, under the database's lock. With
+/// `--if-not-exists`, a database that already is a store of the layout is accepted as create
+/// accepts one.
+async fn into_existing(
+    connector: &mut Connector,
+    settings: &CreateSettings,
+    started: Instant,
+    ledger: &Ledger,
+) -> Result<CreateReport, Error> {
+    let name = settings.new_database.as_str();
+    ledger.step("connecting to the existing database");
+    let mut client = connector.connect(name).await?;
+    if !settings.dry_run {
+        ledger.step("waiting for the database's lock");
+        lock::acquire(&client, lock::TARGET_LOCK, settings.lock_timeout).await?;
+    }
+    ledger.step("checking that the database is empty");
+    let objects = provision::own_objects(&client).await?;
+    if !objects.is_empty() {
+        let is_store = objects
+            .iter()
+            .any(|o| o.ends_with(".events") || o.ends_with(".refinery_schema_history"));
+        if settings.if_not_exists && is_store {
+            drop(client);
+            return existing(connector, settings, started).await;
+        }
+        return Err(Error::NotEmpty {
+            database: name.to_string(),
+            objects: objects.join(", "),
+        });
+    }
+    let mut report = CreateReport {
+        format_version: output::FORMAT_VERSION,
+        database: name.to_string(),
+        layout: settings.layout,
+        action: CreateAction::DryRun,
+        endpoint: connector.settings().endpoint(),
+        migrations_applied: Vec::new(),
+        duration_ms: 0,
+        dry_run_text: None,
+    };
+    if settings.dry_run {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    ledger.step("applying migrations");
+    report.migrations_applied =
+        provision::initialize_existing(&mut client, name, settings.layout, connector.user())
+            .await?;
+    report.action = CreateAction::Initialized;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
 }
 
 /// `--if-not-exists` found the database: verify it, and apply what it lacks.

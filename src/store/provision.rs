@@ -116,3 +116,74 @@ pub async fn initialize(
     );
     Ok(applied)
 }
+
+/// Objects of the database's own, as `kind schema.name` (at most ten): tables, views,
+/// sequences, functions, types, schemas and extensions that are not PostgreSQL's defaults. An
+/// installed `dblink` is welcome (it is how a DBA hands a source its extension).
+pub async fn own_objects(client: &Client) -> Result<Vec<String>, Error> {
+    const QUERY: &str = "
+WITH ext AS (SELECT objid FROM pg_catalog.pg_depend WHERE deptype = 'e'),
+     own_ns AS (SELECT oid, nspname FROM pg_catalog.pg_namespace
+                 WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+                   AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%')
+SELECT o FROM (
+  SELECT 'table ' || n.nspname || '.' || c.relname AS o FROM pg_catalog.pg_class c JOIN own_ns n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.oid NOT IN (SELECT objid FROM ext)
+  UNION ALL
+  SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p JOIN own_ns n ON n.oid = p.pronamespace
+   WHERE p.oid NOT IN (SELECT objid FROM ext)
+  UNION ALL
+  SELECT 'type ' || n.nspname || '.' || t.typname FROM pg_catalog.pg_type t JOIN own_ns n ON n.oid = t.typnamespace
+   WHERE t.typrelid = 0 AND t.typelem = 0 AND t.oid NOT IN (SELECT objid FROM ext)
+  UNION ALL
+  SELECT 'schema ' || nspname FROM own_ns WHERE nspname <> 'public'
+  UNION ALL
+  SELECT 'extension ' || extname FROM pg_catalog.pg_extension WHERE extname NOT IN ('plpgsql', 'dblink')
+) own ORDER BY 1 LIMIT 10";
+    let rows = client.query(QUERY, &[]).await.map_err(|e| Error::Query {
+        step: "looking for objects in the existing database".into(),
+        failure: e.into(),
+    })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Applies the whole layout to an existing, empty database in one transaction; a role that may
+/// not install dblink there is refused with nothing changed.
+pub async fn initialize_existing(
+    client: &mut Client,
+    database: &str,
+    layout: Layout,
+    user: &str,
+) -> Result<Vec<AppliedMigration>, Error> {
+    let outcome = layout::apply(client, layout, None)
+        .instrument(info_span!("migrate", database = %database, layout = %layout))
+        .await;
+    if outcome.is_err() {
+        // refinery creates its history table before the migrations' transaction: in a database
+        // that was empty, it goes too, so a refusal leaves the database as it was.
+        let _ = client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS public.{}",
+                layout::HISTORY_TABLE
+            ))
+            .await;
+    }
+    let applied = outcome
+        .map_err(|e| {
+            let failure = pg::failure_in_chain(&*e);
+            if failure.is(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                return Error::MissingPrivilege(format!(
+                    "role \"{user}\" may not initialize \"{database}\": {failure}; nothing was changed (a source needs dblink: have a superuser run CREATE EXTENSION dblink in it first)"
+                ));
+            }
+            Error::MigrationFailed {
+                database: database.to_string(),
+                versions: format!("V1-V{}", layout.latest_version()),
+                failure,
+            }
+        })?;
+    for migration in &applied {
+        info!(version = migration.version, checksum = %migration.checksum, "applied migration V{}__{}", migration.version, migration.name);
+    }
+    Ok(applied)
+}

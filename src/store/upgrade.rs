@@ -76,7 +76,10 @@ pub async fn apply_pending(
     waits: LockWaits,
 ) -> Result<(Vec<AppliedMigration>, Audit), Error> {
     let layout = audit.layout.ok_or_else(|| {
-        Error::Internal(format!("database \"{}\" has no layout to migrate", audit.database))
+        Error::Internal(format!(
+            "database \"{}\" has no layout to migrate",
+            audit.database
+        ))
     })?;
     let versions = audit
         .pending_versions()
@@ -88,13 +91,18 @@ pub async fn apply_pending(
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     let applied = loop {
-        let set = format!("SET lock_timeout = {}", waits.per_attempt.as_millis().max(1));
+        let set = format!(
+            "SET lock_timeout = {}",
+            waits.per_attempt.as_millis().max(1)
+        );
         client.batch_execute(&set).await.map_err(|e| Error::Query {
             step: "setting the lock timeout for the migration".into(),
             failure: PgFailure::from(&e),
         })?;
         let result = layout::apply(client, layout, None)
-            .instrument(info_span!("migrate", database = %audit.database, layout = %layout, attempt))
+            .instrument(
+                info_span!("migrate", database = %audit.database, layout = %layout, attempt),
+            )
             .await;
         let _ = client.batch_execute("RESET lock_timeout").await;
         let failure = match result {

@@ -484,3 +484,96 @@ async fn create_subcommand_with_connection_options_after_it_works_like_the_origi
     assert_eq!(report["migrations_applied"][0]["name"], "events_table");
     assert!(cluster.database_exists("via_subcommand").await);
 }
+
+#[tokio::test]
+async fn into_existing_initializes_an_empty_database_its_owner_made_without_createdb() {
+    use crate::support::{PLAIN, PLAIN_PASSWORD};
+    let cluster = Cluster::start().await;
+    let admin = cluster.superuser_client("postgres").await;
+    // As a console or Terraform does: the database exists first, owned by the role that runs
+    // the tool, which may not create databases.
+    for database in ["console_dst", "console_src"] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER {PLAIN}"))
+            .await
+            .unwrap();
+    }
+    let as_owner = |args: &[&str]| run(cluster.tool_as(PLAIN, Some(PLAIN_PASSWORD)).args(args));
+    let outcome = as_owner(&["-n", "console_dst", "-t", "destination", "--into-existing"]);
+    outcome.assert_code(0);
+    assert!(
+        outcome
+            .stdout()
+            .starts_with("initialized existing database \"console_dst\""),
+        "{}",
+        outcome.stdout()
+    );
+    as_owner(&["status", "-d", "console_dst"]).assert_code(0);
+
+    // A source needs dblink, which this role may not install: refused, nothing changed...
+    let refused = as_owner(&["-n", "console_src", "-t", "source", "--into-existing"]);
+    refused.assert_code(5);
+    assert!(
+        refused.error_lines()[0].contains("dblink"),
+        "{}",
+        refused.stderr()
+    );
+    let src = cluster.superuser_client("console_src").await;
+    let tables: i64 = src
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing was left behind");
+    // ...until a DBA hands it the extension, which is welcome.
+    src.batch_execute("CREATE EXTENSION dblink").await.unwrap();
+    as_owner(&["-n", "console_src", "-t", "source", "--into-existing"]).assert_code(0);
+    as_owner(&["status", "-d", "console_src"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn into_existing_refuses_a_database_with_objects_of_its_own_and_leaves_it_untouched() {
+    let cluster = Cluster::start().await;
+    let admin = cluster.superuser_client("postgres").await;
+    admin
+        .batch_execute("CREATE DATABASE busy_db")
+        .await
+        .unwrap();
+    cluster
+        .superuser_client("busy_db")
+        .await
+        .batch_execute("CREATE TABLE orders (id int); CREATE TYPE mood AS ENUM ('ok')")
+        .await
+        .unwrap();
+    let outcome = run(cluster
+        .tool()
+        .args(["-n", "busy_db", "-t", "source", "--into-existing"]));
+    outcome.assert_code(18);
+    let errors = outcome.error_lines();
+    assert_eq!(errors.len(), 1, "{}", outcome.stderr());
+    assert!(
+        errors[0].contains("table public.orders") && errors[0].contains("type public.mood"),
+        "{errors:?}"
+    );
+    let still: bool = cluster
+        .superuser_client("busy_db")
+        .await
+        .query_one("SELECT to_regclass('public.events') IS NULL AND to_regclass('public.orders') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(still);
+    // The empty database an older release could leave after a crash is recovered the same way.
+    admin
+        .batch_execute("CREATE DATABASE left_by_crash")
+        .await
+        .unwrap();
+    run(cluster
+        .tool()
+        .args(["-n", "left_by_crash", "-t", "source", "--into-existing"]))
+    .assert_code(0);
+    run(cluster.tool().args(["status", "-d", "left_by_crash"])).assert_code(0);
+}

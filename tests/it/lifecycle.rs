@@ -591,7 +591,10 @@ async fn upgrade_in_use(
     ddl_lock_timeout_ms: u64,
 ) -> std::time::Duration {
     made_by_original(cluster, database, Layout::Source).await;
-    run(cluster.tool().args(["adopt", "-d", database, "--baseline-only"])).assert_code(0);
+    run(cluster
+        .tool()
+        .args(["adopt", "-d", database, "--baseline-only"]))
+    .assert_code(0);
     let (_listener, mut notifications) =
         crate::support::listen(cluster, database, "eventsinsert").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -634,7 +637,10 @@ async fn upgrade_in_use(
     }
     run(cluster.tool().args(["status", "-d", database])).assert_code(0);
     let row = reader
-        .query_one("SELECT count(*), max(id), (SELECT id FROM id) FROM events", &[])
+        .query_one(
+            "SELECT count(*), max(id), (SELECT id FROM id) FROM events",
+            &[],
+        )
         .await
         .unwrap();
     let (count, max, next): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
@@ -642,10 +648,11 @@ async fn upgrade_in_use(
     // Every row announced exactly once, in id order.
     let mut ids = Vec::new();
     while ids.len() < rows as usize {
-        let notification = tokio::time::timeout(std::time::Duration::from_secs(10), notifications.recv())
-            .await
-            .expect("every row is announced")
-            .unwrap();
+        let notification =
+            tokio::time::timeout(std::time::Duration::from_secs(10), notifications.recv())
+                .await
+                .expect("every row is announced")
+                .unwrap();
         let payload: Value = serde_json::from_str(notification.payload()).unwrap();
         ids.push(payload["id"].as_i64().unwrap());
     }

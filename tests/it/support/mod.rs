@@ -164,7 +164,10 @@ impl Cluster {
             )
         } else {
             // Debian's layout: the server finds share/ relative to bin/, so copy both.
-            let out = Command::new("pg_config").arg("--sharedir").output().unwrap();
+            let out = Command::new("pg_config")
+                .arg("--sharedir")
+                .output()
+                .unwrap();
             let sharedir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             let major = base.file_name().unwrap();
             let lib = copy.join("lib/postgresql").join(major);

@@ -38,6 +38,8 @@ pub mod exit_code {
     pub const VERIFICATION: u8 = 17;
     /// create --into-existing: the database holds objects of its own.
     pub const NOT_EMPTY: u8 = 18;
+    /// verify: the copy differs from the reference.
+    pub const DIFFERENCES: u8 = 19;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -205,6 +207,9 @@ pub enum Error {
     #[error("--into-existing refused: database \"{database}\" is not empty, it holds {objects}; it was left untouched (use an empty database, or drop those objects)")]
     NotEmpty { database: String, objects: String },
 
+    #[error("verify: the copy differs from the reference: {0}")]
+    Differences(String),
+
     #[error("verification failed: {0}")]
     Verification(String),
 
@@ -268,6 +273,7 @@ impl Error {
             Error::TargetNotFresh { .. } => exit_code::TARGET_NOT_FRESH,
             Error::Verification(_) => exit_code::VERIFICATION,
             Error::NotEmpty { .. } => exit_code::NOT_EMPTY,
+            Error::Differences(_) => exit_code::DIFFERENCES,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

@@ -24,7 +24,7 @@ pub use error::Error;
 
 use std::process::ExitCode;
 
-use commands::{create, migrate, restore, status};
+use commands::{create, list, migrate, restore, status, verify};
 use shutdown::Shutdown;
 
 /// Runs a parsed invocation to completion on a fresh Tokio runtime, listening for Ctrl-C and
@@ -47,6 +47,8 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
             }
             cli::Command::Adopt(settings) => migrate::adopt(connection, settings, &shutdown).await,
             cli::Command::Restore(settings) => restore::run(connection, *settings, &shutdown).await,
+            cli::Command::Verify(settings) => verify::run(connection, *settings).await,
+            cli::Command::List(settings) => list::run(connection, settings).await,
         }
     })
 }

@@ -41,6 +41,11 @@ pub enum SubCommand {
     /// Rebuild a source database from a backup (a destination kept by the replicator) in one
     /// verified transaction
     Restore(RestoreArgs),
+    /// Prove that a copy (a replica, a backup, a restored source) holds exactly the reference's
+    /// events; read-only on both sides
+    Verify(VerifyArgs),
+    /// List every slate store on the server: layout, versions, verdict, events, size
+    List,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -164,6 +169,55 @@ pub struct AdoptArgs {
     pub dry_run: bool,
 }
 
+/// Options of `verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The reference store (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The copy's database (required)
+    #[arg(long, value_name = "NAME")]
+    pub replica_database: Option<String>,
+
+    /// The copy's server [default: the reference's]
+    #[arg(long, value_name = "NAME")]
+    pub replica_host: Option<String>,
+
+    /// The copy's port [default: the reference's when on its host, else 5432]
+    #[arg(long, value_name = "PORT")]
+    pub replica_port: Option<String>,
+
+    /// The copy's user [default: the reference's]
+    #[arg(long, value_name = "NAME")]
+    pub replica_user: Option<String>,
+
+    /// The copy's password; else INIT_SLATE_DB_REPLICA_PASSWORD, the password file, or a prompt
+    #[arg(
+        long,
+        env = "INIT_SLATE_DB_REPLICA_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub replica_password: Option<String>,
+
+    /// TLS mode for the copy [default: the reference's]
+    #[arg(long, value_name = "MODE")]
+    pub replica_sslmode: Option<String>,
+
+    /// Compare ids up to this one [default: the smaller of the two highest ids]
+    #[arg(long, value_name = "ID")]
+    pub up_to: Option<String>,
+
+    /// A copy that is behind the reference is a difference too
+    #[arg(long)]
+    pub exact: bool,
+
+    /// Timestamps compared "exact" or at "ms" precision (the replicator keeps milliseconds)
+    #[arg(long, value_name = "PRECISION", default_value = "exact")]
+    pub ts_precision: String,
+}
+
 /// Options of `restore`.
 #[derive(Args)]
 pub struct RestoreArgs {
@@ -236,9 +290,9 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "PORT", allow_hyphen_values = true, global = true)]
     pub port: Option<String>,
 
-    /// Database user; must be allowed to create databases (and a superuser for a source
-    /// database, to install dblink). If absent: prompted for on a terminal, else the OS user
-    /// [env: PGUSER]
+    /// Database user; create needs CREATEDB (or --into-existing on a database it owns), and a
+    /// source the right to install dblink (superuser, or a trusted or granted extension). If
+    /// absent: prompted for on a terminal, else the OS user [env: PGUSER]
     #[arg(long, value_name = "NAME", global = true)]
     pub user: Option<String>,
 

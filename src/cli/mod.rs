@@ -9,9 +9,11 @@ use std::io::IsTerminal;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::commands::create::CreateSettings;
+use crate::commands::list::ListSettings;
 use crate::commands::migrate::{AdoptSettings, MigrateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
+use crate::commands::verify::VerifySettings;
 use crate::connect::ConnectionSettings;
 use crate::error::{exit_codes_help, Error};
 use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
@@ -42,6 +44,10 @@ pub enum Command {
     Adopt(AdoptSettings),
     /// Restore a source from a backup (boxed: it carries a second set of connection settings).
     Restore(Box<RestoreSettings>),
+    /// Compare a copy with a reference store.
+    Verify(Box<VerifySettings>),
+    /// List the server's stores.
+    List(ListSettings),
 }
 
 impl Invocation {

@@ -5,14 +5,16 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use super::args::{Cli, CreateArgs, RestoreArgs, SubCommand};
+use super::args::{Cli, CreateArgs, RestoreArgs, SubCommand, VerifyArgs};
 use super::{Command, Invocation};
 use crate::commands::create::CreateSettings;
+use crate::commands::list::ListSettings;
 use crate::commands::migrate::{AdoptSettings, MigrateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
+use crate::commands::verify::VerifySettings;
 use crate::connect::settings::ENVIRONMENT;
-use crate::connect::{conninfo, read_stdin, ConnectionSettings};
+use crate::connect::{conninfo, read_stdin, ConnectionSettings, OtherServer};
 use crate::error::Error;
 use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
 use crate::logging::LoggingSettings;
@@ -138,6 +140,18 @@ pub(super) fn validate(
             &mut problems,
         )
         .map(|settings| Command::Restore(Box::new(settings))),
+        Some(SubCommand::Verify(args)) => validate_verify(
+            args,
+            connection.as_ref(),
+            url_database,
+            format,
+            &mut problems,
+        )
+        .map(|settings| Command::Verify(Box::new(settings))),
+        Some(SubCommand::List) => Some(Command::List(ListSettings {
+            database: url_database.unwrap_or("postgres").to_string(),
+            format,
+        })),
         // Printed by parse_from before validation.
         Some(SubCommand::Completions { .. } | SubCommand::Man) => None,
     };
@@ -170,6 +184,7 @@ fn password_source(matches: &ArgMatches) -> Option<ValueSource> {
         || sub.is_some_and(|sub| {
             on_command_line(sub, "password")
                 || on_command_line(sub, "from_password")
+                || on_command_line(sub, "replica_password")
                 || url_with_password(sub)
         });
     given.then_some(ValueSource::CommandLine)
@@ -227,6 +242,77 @@ fn validate_create(
     })
 }
 
+fn validate_verify(
+    args: VerifyArgs,
+    reference: Option<&ConnectionSettings>,
+    url_database: Option<&str>,
+    format: OutputFormat,
+    problems: &mut Vec<String>,
+) -> Option<VerifySettings> {
+    let database = database_name(args.database.as_deref().or(url_database), problems);
+    let replica_database = args.replica_database.filter(|d| !d.is_empty());
+    if replica_database.is_none() {
+        problems.push(
+            "--replica-database <NAME> is required: the copy to compare with the reference".into(),
+        );
+    }
+    let up_to = match args.up_to.as_deref() {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(id) if id >= 1 => Some(id),
+            _ => {
+                problems.push(format!(
+                    "--up-to {text:?} is invalid: it must be an id, a whole number of at least 1"
+                ));
+                None
+            }
+        },
+    };
+    let ts_millis = match args.ts_precision.as_str() {
+        "exact" => false,
+        "ms" => true,
+        other => {
+            problems.push(format!(
+                "--ts-precision {other:?} is invalid: it must be \"exact\" or \"ms\""
+            ));
+            false
+        }
+    };
+    let replica = reference.map(|reference| {
+        let mut replica = reference.for_other_server(
+            OtherServer::Replica,
+            args.replica_host
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| reference.host.clone()),
+            args.replica_port.as_deref(),
+            args.replica_user,
+            args.replica_password,
+            args.replica_sslmode.as_deref(),
+            problems,
+        );
+        // The same server as the same user: the same password.
+        if replica.password.is_none()
+            && replica.host == reference.host
+            && replica.port == reference.port
+            && replica.user == reference.user
+        {
+            replica.password = reference.password.as_ref().map(|p| {
+                secrecy::SecretString::from(secrecy::ExposeSecret::expose_secret(p).to_string())
+            });
+        }
+        replica
+    });
+    Some(VerifySettings {
+        database: database?,
+        replica: replica?,
+        replica_database: replica_database?,
+        up_to,
+        exact: args.exact,
+        ts_millis,
+        format,
+    })
+}
+
 fn validate_restore(
     args: RestoreArgs,
     target: Option<&ConnectionSettings>,
@@ -254,6 +340,7 @@ fn validate_restore(
     // Built even without a host, so that every invalid backup option is reported at once.
     let backup = target.map(|target| {
         target.for_other_server(
+            OtherServer::Backup,
             from_host.clone().unwrap_or_default(),
             args.from_port.as_deref(),
             args.from_user,

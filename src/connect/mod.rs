@@ -21,7 +21,9 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::error::{ConnectFailure, Error};
 use crate::pg::PgFailure;
-pub use settings::{ConnectionOptions, ConnectionSettings, DEFAULT_CONNECT_TIMEOUT_MS};
+pub use settings::{
+    ConnectionOptions, ConnectionSettings, OtherServer, DEFAULT_CONNECT_TIMEOUT_MS,
+};
 use tls::SslMode;
 
 /// Opens connections with the resolved settings: TLS as the sslmode says, the password file

@@ -113,6 +113,19 @@ pub struct ConnectionSettings {
 /// How to give the main connection a password.
 const PASSWORD_HINT: &str = "pass --password-stdin, set PGPASSWORD, add it to ~/.pgpass, or run in a terminal to be prompted";
 
+/// Which second server a command connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherServer {
+    /// restore's backup (`--from-*`).
+    Backup,
+    /// verify's copy (`--replica-*`).
+    Replica,
+}
+
+/// How to give verify's replica connection a password.
+const REPLICA_PASSWORD_HINT: &str =
+    "pass --replica-password, set INIT_SLATE_DB_REPLICA_PASSWORD, or add it to ~/.pgpass";
+
 /// How to give restore's backup connection a password.
 const BACKUP_PASSWORD_HINT: &str =
     "pass --from-password, set INIT_SLATE_DB_FROM_PASSWORD, or add it to ~/.pgpass";
@@ -275,6 +288,7 @@ impl ConnectionSettings {
     /// trusted roots, application name and password file are this one's.
     pub fn for_other_server(
         &self,
+        other: OtherServer,
         host: String,
         port: Option<&str>,
         user: Option<String>,
@@ -282,21 +296,32 @@ impl ConnectionSettings {
         sslmode: Option<&str>,
         problems: &mut Vec<String>,
     ) -> ConnectionSettings {
+        let (prefix, hint) = match other {
+            OtherServer::Backup => ("--from", BACKUP_PASSWORD_HINT),
+            OtherServer::Replica => ("--replica", REPLICA_PASSWORD_HINT),
+        };
+        // The replica of `verify` defaults to the reference's server; restore's backup to 5432.
+        let default_port = match other {
+            OtherServer::Replica if host == self.host => self.port,
+            _ => 5432,
+        };
         ConnectionSettings {
             host,
-            port: port.map_or(5432, |text| parse_port(text, "--from-port", problems)),
+            port: port.map_or(default_port, |text| {
+                parse_port(text, &format!("{prefix}-port"), problems)
+            }),
             user: user.filter(|u| !u.is_empty()).or_else(|| self.user.clone()),
             password: password.map(SecretString::from),
             database: None,
             connect_timeout: self.connect_timeout,
             ssl_mode: sslmode.map_or(self.ssl_mode, |text| {
-                parse_ssl_mode(text, "--from-sslmode", problems)
+                parse_ssl_mode(text, &format!("{prefix}-sslmode"), problems)
             }),
             ssl_root_cert: self.ssl_root_cert.clone(),
             application_name: self.application_name.clone(),
             wait: self.wait,
             passfile: self.passfile.clone(),
-            password_hint: BACKUP_PASSWORD_HINT,
+            password_hint: hint,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The digest that proves two events tables hold the same rows: per chunk of ids, a combination
 //! of one hash per row, computed by each server over its own rows; chunks that differ are
-//! narrowed down to the first differing id. Used by `restore`.
+//! narrowed down to the first differing id. One implementation for `restore` and `verify`.
 
 use tokio_postgres::Transaction;
 
@@ -11,27 +11,72 @@ use crate::pg::PgFailure;
 /// first chunk that differs, to name the first differing id.
 const DIGEST_CHUNK: i64 = 10_000;
 
-/// The hash of one row binds its id, ts and event together: PostgreSQL's own 64-bit hash
-/// functions for the three column types (the ones hash partitioning relies on, stable across
-/// versions), each seeded with the hash of the next column, so no column's hash can be moved to
-/// another row. `ts AT TIME ZONE 'UTC'` is the same microseconds whatever the session's time
-/// zone. Available from PostgreSQL 11 on.
-const ROW_HASH: &str = "hashint8extended(id, timestamp_hash_extended(ts AT TIME ZONE 'UTC', jsonb_hash_extended(event, 0)))";
-
-/// Per chunk of 10,000 ids: the row count and a hash of the row hashes in id order (an
-/// order-sensitive combination: `string_agg ... ORDER BY id`, then `hashtextextended`). XOR,
-/// which `bit_xor` gave before, is blind to swaps and does not exist on PostgreSQL 13.
-fn digest_query() -> String {
-    format!(
-        "SELECT id / {DIGEST_CHUNK}, count(*), max(id), \
-                hashtextextended(string_agg(({ROW_HASH})::text, ',' ORDER BY id), 0) \
-           FROM public.events GROUP BY 1 ORDER BY 1"
-    )
+/// What a digest covers: the ids up to `up_to` (all of them for `None`), timestamps exact or
+/// truncated to milliseconds (the elm-slate replicator keeps milliseconds only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope {
+    pub up_to: Option<i64>,
+    pub ts_millis: bool,
 }
 
-/// The row hashes of one chunk, in id order.
-fn row_digest_query() -> String {
-    format!("SELECT id, {ROW_HASH} FROM public.events WHERE id / {DIGEST_CHUNK} = $1 ORDER BY id")
+impl Scope {
+    /// Every row, exact: what restore verifies.
+    pub const ALL: Scope = Scope {
+        up_to: None,
+        ts_millis: false,
+    };
+
+    fn ts(&self) -> &'static str {
+        if self.ts_millis {
+            "date_trunc('milliseconds', ts AT TIME ZONE 'UTC')"
+        } else {
+            "(ts AT TIME ZONE 'UTC')"
+        }
+    }
+
+    fn bound(&self) -> String {
+        self.up_to
+            .map(|id| format!(" AND id <= {id}"))
+            .unwrap_or_default()
+    }
+
+    /// The hash of one row binds its id, ts and event together: PostgreSQL's own 64-bit hash
+    /// functions for the three column types (the ones hash partitioning relies on, stable
+    /// across versions), each seeded with the hash of the next column, so no column's hash can
+    /// be moved to another row. `ts AT TIME ZONE 'UTC'` is the same microseconds whatever the
+    /// session's time zone. Available from PostgreSQL 11 on.
+    fn row_hash(&self) -> String {
+        format!(
+            "hashint8extended(id, timestamp_hash_extended({}, jsonb_hash_extended(event, 0)))",
+            self.ts()
+        )
+    }
+
+    /// Per chunk of 10,000 ids: the row count, the highest id and a hash of the row hashes in
+    /// id order (an order-sensitive combination: `string_agg ... ORDER BY id`, then
+    /// `hashtextextended`). XOR, which `bit_xor` gave before, is blind to swaps and does not
+    /// exist on PostgreSQL 13.
+    fn digest_query(&self) -> String {
+        format!(
+            "SELECT id / {DIGEST_CHUNK}, count(*), max(id), \
+                    hashtextextended(string_agg(({})::text, ',' ORDER BY id), 0) \
+               FROM public.events WHERE true{} GROUP BY 1 ORDER BY 1",
+            self.row_hash(),
+            self.bound()
+        )
+    }
+
+    /// One chunk's rows in id order: the row hash, then the hashes of ts and event alone (to
+    /// say which differs).
+    fn rows_query(&self) -> String {
+        format!(
+            "SELECT id, {}, timestamp_hash_extended({}, 0), jsonb_hash_extended(event, 0) \
+               FROM public.events WHERE id / {DIGEST_CHUNK} = $1{} ORDER BY id",
+            self.row_hash(),
+            self.ts(),
+            self.bound()
+        )
+    }
 }
 
 /// Per chunk of ids: (chunk number, rows, highest id, hash of the ordered row hashes).
@@ -44,10 +89,14 @@ pub fn totals(digest: &Digest) -> (i64, i64) {
     (rows, max_id)
 }
 
-/// The digest of every chunk of the events table `tx` sees.
-pub async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, Error> {
+/// The digest of every chunk of the events table `tx` sees, within `scope`.
+pub async fn digest_chunks(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    side: &str,
+) -> Result<Digest, Error> {
     let rows = tx
-        .query(&digest_query(), &[])
+        .query(&scope.digest_query(), &[])
         .await
         .map_err(|e| query_error(&format!("computing the digest of {side}"), e))?;
     Ok(rows
@@ -56,47 +105,163 @@ pub async fn digest_chunks(tx: &Transaction<'_>, side: &str) -> Result<Digest, E
         .collect())
 }
 
-/// Compares the digests chunk by chunk, then row by row in the first chunk that differs.
-/// `None` when everything matches.
+/// One row of a chunk, as both sides describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowHashes {
+    pub id: i64,
+    pub row: i64,
+    pub ts: i64,
+    pub event: i64,
+}
+
+/// The rows of chunk `number`, in id order.
+pub async fn chunk_rows(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    number: i64,
+    side: &str,
+) -> Result<Vec<RowHashes>, Error> {
+    let rows = tx
+        .query(&scope.rows_query(), &[&number])
+        .await
+        .map_err(|e| query_error(&format!("digesting the rows of {side}"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| RowHashes {
+            id: r.get(0),
+            row: r.get(1),
+            ts: r.get(2),
+            event: r.get(3),
+        })
+        .collect())
+}
+
+/// How one id differs between a reference and a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowDifference {
+    /// The reference has it, the copy does not.
+    MissingInCopy,
+    /// The copy has it, the reference does not.
+    MissingInReference,
+    /// Both have it with another timestamp.
+    Ts,
+    /// Both have it with another event.
+    Event,
+    /// Both have it with another timestamp and another event.
+    TsAndEvent,
+}
+
+/// The differing ids of one chunk, in id order.
+pub fn compare_rows(reference: &[RowHashes], copy: &[RowHashes]) -> Vec<(i64, RowDifference)> {
+    let (mut a, mut b) = (0, 0);
+    let mut differences = Vec::new();
+    while a < reference.len() || b < copy.len() {
+        match (reference.get(a), copy.get(b)) {
+            (Some(r), Some(c)) if r.id == c.id => {
+                if r.row != c.row {
+                    let kind = match (r.ts != c.ts, r.event != c.event) {
+                        (true, true) => RowDifference::TsAndEvent,
+                        (true, false) => RowDifference::Ts,
+                        _ => RowDifference::Event,
+                    };
+                    differences.push((r.id, kind));
+                }
+                a += 1;
+                b += 1;
+            }
+            (Some(r), Some(c)) if r.id < c.id => {
+                differences.push((r.id, RowDifference::MissingInCopy));
+                a += 1;
+            }
+            (Some(_), Some(c)) => {
+                differences.push((c.id, RowDifference::MissingInReference));
+                b += 1;
+            }
+            (Some(r), None) => {
+                differences.push((r.id, RowDifference::MissingInCopy));
+                a += 1;
+            }
+            (None, Some(c)) => {
+                differences.push((c.id, RowDifference::MissingInReference));
+                b += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    differences
+}
+
+/// The chunk numbers whose digests differ (or that one side lacks), in order.
+pub fn differing_chunks(reference: &Digest, copy: &Digest) -> Vec<i64> {
+    let mut numbers: Vec<i64> = reference.iter().chain(copy).map(|c| c.0).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+        .into_iter()
+        .filter(|n| reference.iter().find(|c| c.0 == *n) != copy.iter().find(|c| c.0 == *n))
+        .collect()
+}
+
+/// restore's check: the first id at which the target differs from the backup, `None` when
+/// everything matches.
 pub async fn first_difference(
     backup: &Transaction<'_>,
     target: &Transaction<'_>,
     theirs: &Digest,
     ours: &Digest,
 ) -> Result<Option<i64>, Error> {
-    let Some(index) = (0..theirs.len().max(ours.len())).find(|&i| theirs.get(i) != ours.get(i))
-    else {
+    let Some(&number) = differing_chunks(theirs, ours).first() else {
         return Ok(None);
     };
-    let number = theirs
-        .get(index)
-        .or(ours.get(index))
-        .map(|c| c.0)
-        .expect("one side has it");
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&number];
-    let query = row_digest_query();
-    let (theirs, ours) = tokio::join!(backup.query(&query, &params), target.query(&query, &params));
-    let row = |r: &tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, i64>(1));
-    let theirs: Vec<_> = theirs
-        .map_err(|e| query_error("digesting the backup's rows", e))?
-        .iter()
-        .map(row)
-        .collect();
-    let ours: Vec<_> = ours
-        .map_err(|e| query_error("digesting the target's rows", e))?
-        .iter()
-        .map(row)
-        .collect();
-    let first = (0..theirs.len().max(ours.len()))
-        .find(|&i| theirs.get(i) != ours.get(i))
-        .map(|i| {
-            theirs
-                .get(i)
-                .or(ours.get(i))
-                .map(|r| r.0)
-                .expect("one side has it")
-        });
+    let (theirs, ours) = tokio::join!(
+        chunk_rows(backup, Scope::ALL, number, "the backup"),
+        chunk_rows(target, Scope::ALL, number, "the target")
+    );
+    let first = compare_rows(&theirs?, &ours?).first().map(|d| d.0);
     Ok(Some(first.unwrap_or(number * DIGEST_CHUNK)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, ts: i64, event: i64) -> RowHashes {
+        RowHashes {
+            id,
+            row: id * 1000 + ts * 10 + event,
+            ts,
+            event,
+        }
+    }
+
+    #[test]
+    fn row_comparison_names_each_kind_of_difference_in_id_order() {
+        let reference = [
+            row(1, 1, 1),
+            row(2, 1, 1),
+            row(3, 1, 1),
+            row(5, 1, 1),
+            row(6, 1, 1),
+        ];
+        let copy = [
+            row(1, 1, 1),
+            row(2, 2, 1),
+            row(3, 1, 2),
+            row(4, 1, 1),
+            row(6, 2, 2),
+        ];
+        assert_eq!(
+            compare_rows(&reference, &copy),
+            vec![
+                (2, RowDifference::Ts),
+                (3, RowDifference::Event),
+                (4, RowDifference::MissingInReference),
+                (5, RowDifference::MissingInCopy),
+                (6, RowDifference::TsAndEvent),
+            ]
+        );
+    }
 }
 
 fn query_error(step: &str, error: tokio_postgres::Error) -> Error {

@@ -17,6 +17,7 @@ mod privileges;
 mod restore;
 mod tls;
 mod verdicts;
+mod verify;
 mod write_path;
 
 /// The fault tests pause the tool at named steps through the `test-hooks` build: without the

@@ -87,7 +87,7 @@ const SOURCE: &[MigrationFile] = &[
         ["~function insert_events(text)"]),
     migration!("source", "source", "V8__notify_per_statement_with_large_events", "8", 2105254151371261219,
         ["~function notify_event_insert()", "~trigger events.notify_insert"]),
-    migration!("source", "source", "V9__insert_events_linear_memory_no_gap", "9", 17296477627781628320,
+    migration!("source", "source", "V9__insert_events_linear_memory_no_gap", "9", 14386219248936472325,
         ["~function insert_events(text)"]),
 ];
 

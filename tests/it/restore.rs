@@ -474,3 +474,28 @@ async fn restore_from_a_server_of_another_version_is_verified() {
     );
     run(target.tool().args(["status", "-d", "across"])).assert_code(0);
 }
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_signal_while_restore_opens_its_copy_connection_commits_nothing() {
+    let backup = backup_with(2_000).await;
+    let target = Cluster::start().await;
+    for signal in ["TERM", "INT"] {
+        let name = format!("opening_{}", signal.to_lowercase());
+        let mut command = restore(&target, &backup, &["-n", &name]);
+        command.env("INIT_SLATE_DB_TEST_PAUSE", "copy-connection");
+        let running = crate::support::spawn(&mut command);
+        running.wait_for("paused at copy-connection");
+        running.signal(signal);
+        let outcome = running.finish(Duration::from_secs(30));
+        outcome.assert_code(130);
+        let errors = outcome.error_lines();
+        assert_eq!(errors.len(), 1, "{}", outcome.stderr());
+        assert!(
+            errors[0].contains("interrupted while opening the copy connection")
+                && errors[0].contains("created by this run was dropped"),
+            "{errors:?}"
+        );
+        assert!(!target.database_exists(&name).await);
+    }
+}

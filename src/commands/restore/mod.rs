@@ -219,7 +219,8 @@ async fn restore(
                 }
             };
         provision::initialize(connector, &build, Layout::Source, ledger).await?;
-        ledger.step("connecting to the new database");
+        ledger.step("opening the copy connection");
+        hooks::pause("copy-connection", None).await;
         let client = connector.connect(&build.temp).await?;
         (client, Some(maintenance), Some(build))
     };

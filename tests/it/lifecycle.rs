@@ -667,7 +667,9 @@ async fn upgrade_in_use(
     longest
 }
 
-#[tokio::test]
+// Several worker threads: the test's own waits for the tool block a thread, and the writers
+// must keep running meanwhile, or their "stall" would be the harness's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 6)]
 async fn migrating_a_store_in_use_never_holds_writers_up_for_long_and_loses_nothing() {
     let cluster = Cluster::start().await;
     let quiet = upgrade_in_use(&cluster, "live_quiet", false, 300).await;

@@ -14,7 +14,7 @@ use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
 use crate::commands::verify::VerifySettings;
 use crate::connect::settings::ENVIRONMENT;
-use crate::connect::{conninfo, read_stdin, ConnectionSettings, OtherServer};
+use crate::connect::{conninfo, read_stdin, ConnectionSettings, OtherServer, OtherServerOptions};
 use crate::error::Error;
 use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
 use crate::logging::LoggingSettings;
@@ -281,13 +281,16 @@ fn validate_verify(
     let replica = reference.map(|reference| {
         let mut replica = reference.for_other_server(
             OtherServer::Replica,
-            args.replica_host
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| reference.host.clone()),
-            args.replica_port.as_deref(),
-            args.replica_user,
-            args.replica_password,
-            args.replica_sslmode.as_deref(),
+            OtherServerOptions {
+                host: args
+                    .replica_host
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| reference.host.clone()),
+                port: args.replica_port.as_deref(),
+                user: args.replica_user,
+                password: args.replica_password,
+                sslmode: args.replica_sslmode.as_deref(),
+            },
             problems,
         );
         // The same server as the same user: the same password.
@@ -341,11 +344,13 @@ fn validate_restore(
     let backup = target.map(|target| {
         target.for_other_server(
             OtherServer::Backup,
-            from_host.clone().unwrap_or_default(),
-            args.from_port.as_deref(),
-            args.from_user,
-            args.from_password,
-            args.from_sslmode.as_deref(),
+            OtherServerOptions {
+                host: from_host.clone().unwrap_or_default(),
+                port: args.from_port.as_deref(),
+                user: args.from_user,
+                password: args.from_password,
+                sslmode: args.from_sslmode.as_deref(),
+            },
             problems,
         )
     });

@@ -22,7 +22,8 @@ use tracing::{debug, info_span, warn, Instrument};
 use crate::error::{ConnectFailure, Error};
 use crate::pg::PgFailure;
 pub use settings::{
-    ConnectionOptions, ConnectionSettings, OtherServer, DEFAULT_CONNECT_TIMEOUT_MS,
+    ConnectionOptions, ConnectionSettings, OtherServer, OtherServerOptions,
+    DEFAULT_CONNECT_TIMEOUT_MS,
 };
 use tls::SslMode;
 

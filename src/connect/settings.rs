@@ -122,6 +122,15 @@ pub enum OtherServer {
     Replica,
 }
 
+/// The options naming a second server, as given (`--from-*`, `--replica-*`).
+pub struct OtherServerOptions<'a> {
+    pub host: String,
+    pub port: Option<&'a str>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub sslmode: Option<&'a str>,
+}
+
 /// How to give verify's replica connection a password.
 const REPLICA_PASSWORD_HINT: &str =
     "pass --replica-password, set INIT_SLATE_DB_REPLICA_PASSWORD, or add it to ~/.pgpass";
@@ -289,13 +298,16 @@ impl ConnectionSettings {
     pub fn for_other_server(
         &self,
         other: OtherServer,
-        host: String,
-        port: Option<&str>,
-        user: Option<String>,
-        password: Option<String>,
-        sslmode: Option<&str>,
+        options: OtherServerOptions<'_>,
         problems: &mut Vec<String>,
     ) -> ConnectionSettings {
+        let OtherServerOptions {
+            host,
+            port,
+            user,
+            password,
+            sslmode,
+        } = options;
         let (prefix, hint) = match other {
             OtherServer::Backup => ("--from", BACKUP_PASSWORD_HINT),
             OtherServer::Replica => ("--replica", REPLICA_PASSWORD_HINT),

@@ -222,6 +222,13 @@ pub async fn first_difference(
     Ok(Some(first.unwrap_or(number * DIGEST_CHUNK)))
 }
 
+fn query_error(step: &str, error: tokio_postgres::Error) -> Error {
+    Error::Query {
+        step: step.into(),
+        failure: PgFailure::from(&error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,12 +268,5 @@ mod tests {
                 (6, RowDifference::TsAndEvent),
             ]
         );
-    }
-}
-
-fn query_error(step: &str, error: tokio_postgres::Error) -> Error {
-    Error::Query {
-        step: step.into(),
-        failure: PgFailure::from(&error),
     }
 }

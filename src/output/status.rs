@@ -1,0 +1,124 @@
+//! status's report: the audit's tables, owners and grants, leftovers.
+
+use comfy_table::Cell;
+use serde::Serialize;
+
+use super::{name_of, table, Report};
+use crate::store::audit::{Audit, MigrationState, ObjectState};
+use crate::store::build::Leftover;
+
+/// The result of `status`: the audit, with the document's version.
+#[derive(Debug, Serialize)]
+pub struct StatusReport<'a> {
+    pub format_version: u32,
+    #[serde(flatten)]
+    pub audit: &'a Audit,
+    /// Temporary databases of builds on this server: running, or left by a run that ended.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// `status`: a header, the migrations table and the objects table.
+impl Report for StatusReport<'_> {
+    fn text(&self) -> String {
+        let mut out = audit_text(self.audit);
+        for leftover in &self.leftovers {
+            out.push_str(&format!(
+                "\nleftover  {} ({}): a build of \"{}\" by {}{}\n",
+                leftover.database,
+                leftover.state,
+                leftover.requested.as_deref().unwrap_or("?"),
+                leftover.run.as_deref().unwrap_or("an unknown run"),
+                if leftover.state == "abandoned" {
+                    "; the next create or restore of that name removes it"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
+    }
+}
+
+fn audit_text(this: &Audit) -> String {
+    {
+        let mut out = String::new();
+        out.push_str(&format!("database  {}\n", this.database));
+        out.push_str(&format!(
+            "layout    {}\n",
+            this.layout
+                .map(|l| l.name())
+                .unwrap_or("none (not a slate event store)")
+        ));
+        out.push_str(&format!("verdict   {}\n", name_of(&this.verdict)));
+        for note in &this.notes {
+            out.push_str(&format!("          {note}\n"));
+        }
+        if this.layout.is_none() {
+            return out;
+        }
+
+        let mut migrations = table(["version", "name", "state", "applied on", "checksum"]);
+        for m in &this.migrations {
+            let checksum = match (m.state, &m.checksum, &m.expected_checksum) {
+                (MigrationState::Divergent, Some(found), Some(expected)) => {
+                    format!("{found} (expected {expected})")
+                }
+                (_, Some(found), _) => found.clone(),
+                (_, None, Some(expected)) => expected.clone(),
+                _ => String::new(),
+            };
+            migrations.add_row([
+                format!("V{}", m.version),
+                m.name.clone(),
+                name_of(&m.state),
+                m.applied_on.as_deref().map(to_seconds).unwrap_or_default(),
+                checksum,
+            ]);
+        }
+        out.push_str(&format!("\nmigrations\n{migrations}\n"));
+
+        let mut objects = table(["kind", "name", "state", "detail"]);
+        for o in &this.objects {
+            let detail = match o.state {
+                ObjectState::Ok => String::new(),
+                ObjectState::Changed => format!(
+                    "expected: {}\nfound:    {}",
+                    o.expected.as_deref().unwrap_or(""),
+                    o.actual.as_deref().unwrap_or("")
+                ),
+                ObjectState::Missing | ObjectState::Pending => {
+                    o.expected.clone().unwrap_or_default()
+                }
+                ObjectState::Extra | ObjectState::Unexpected => {
+                    o.actual.clone().unwrap_or_default()
+                }
+            };
+            objects.add_row([
+                Cell::new(&o.kind),
+                Cell::new(&o.name),
+                Cell::new(name_of(&o.state)),
+                Cell::new(detail),
+            ]);
+        }
+        out.push_str(&format!("\nobjects\n{objects}\n"));
+        if !this.access.is_empty() {
+            let mut access = table(["kind", "name", "owner", "privileges"]);
+            for a in &this.access {
+                access.add_row([&a.kind, &a.name, &a.owner, &a.privileges]);
+            }
+            out.push_str(&format!(
+                "\nowners and grants (reported, not verified)\n{access}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// `2026-11-25T20:03:09.956942Z` as `2026-11-25 20:03:09Z`: the table needs no nanoseconds
+/// (JSON keeps them).
+fn to_seconds(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time}Z"),
+        _ => rfc3339.to_string(),
+    }
+}

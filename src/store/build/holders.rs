@@ -1,0 +1,140 @@
+//! Whose a temporary database is: a live run's, or one that ended (for `claim`), and the
+//! leftovers `status` and `list` report.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{Marker, TEMP_PREFIX};
+use crate::error::Error;
+use crate::pg::PgFailure;
+
+/// Who holds a temporary database.
+pub(super) enum Holder {
+    /// It no longer exists.
+    Gone,
+    /// A run that is still alive: its description.
+    Alive(String),
+    /// No marker yet (just created) or ever (its creator died at once): its OID.
+    Unmarked(u32),
+    /// Its run is over: OID and marker.
+    Abandoned(u32, Marker),
+}
+
+pub(super) async fn examine(maintenance: &Client, temp: &str) -> Result<Holder, Error> {
+    let row = maintenance
+        .query_opt(
+            "SELECT d.oid, pg_catalog.shobj_description(d.oid, 'pg_database'),
+                    (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datname = d.datname)
+               FROM pg_catalog.pg_database d WHERE d.datname = $1",
+            &[&temp],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: format!("looking at the temporary database \"{temp}\""),
+            failure: PgFailure::from(&e),
+        })?;
+    let Some(row) = row else {
+        return Ok(Holder::Gone);
+    };
+    let oid: u32 = row.get(0);
+    let sessions: i64 = row.get(2);
+    let marker = row
+        .get::<_, Option<String>>(1)
+        .and_then(|text| serde_json::from_str::<Marker>(&text).ok());
+    let Some(marker) = marker else {
+        return Ok(if sessions > 0 {
+            Holder::Alive(format!(
+                "an unmarked build with {sessions} session(s) in it"
+            ))
+        } else {
+            Holder::Unmarked(oid)
+        });
+    };
+    // The run's maintenance session lives as long as the run. Sessions still in the temporary
+    // database do not keep it alive: a killed client's backend may run its last query to the
+    // end, and DROP ... WITH (FORCE) ends it.
+    if session_alive(maintenance, &marker).await? {
+        return Ok(Holder::Alive(marker.describe()));
+    }
+    Ok(Holder::Abandoned(oid, marker))
+}
+
+/// Whether the marker's maintenance session still exists.
+async fn session_alive(client: &Client, marker: &Marker) -> Result<bool, Error> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+                             WHERE pid = $1 AND (backend_start IS NULL
+                                   OR abs(extract(epoch FROM backend_start)::float8 - $2) < 0.001))",
+            &[&marker.backend_pid, &marker.backend_start],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| Error::Query {
+            step: "checking whether another run is alive".into(),
+            failure: PgFailure::from(&e),
+        })
+}
+
+/// A leftover build on the server, for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leftover {
+    pub database: String,
+    /// The requested name, if marked.
+    pub requested: Option<String>,
+    /// `building` (its run is alive) or `abandoned`.
+    pub state: &'static str,
+    /// Whose build, if marked.
+    pub run: Option<String>,
+}
+
+/// Every temporary database on the server, alive or abandoned.
+pub async fn leftovers(client: &Client) -> Result<Vec<Leftover>, Error> {
+    let rows = client
+        .query(
+            "SELECT datname::text FROM pg_catalog.pg_database WHERE starts_with(datname, $1) ORDER BY 1",
+            &[&TEMP_PREFIX],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: "listing temporary databases".into(),
+            failure: PgFailure::from(&e),
+        })?;
+    let mut found = Vec::new();
+    for row in rows {
+        let database: String = row.get(0);
+        let (state, marker) = match examine(client, &database).await? {
+            Holder::Gone => continue,
+            Holder::Alive(_) => ("building", None),
+            Holder::Unmarked(_) => ("abandoned", None),
+            Holder::Abandoned(_, marker) => ("abandoned", Some(marker)),
+        };
+        let marker = match marker {
+            Some(marker) => Some(marker),
+            None => marker_of(client, &database).await?,
+        };
+        found.push(Leftover {
+            database,
+            requested: marker.as_ref().map(|m| m.requested.clone()),
+            state,
+            run: marker.as_ref().map(Marker::describe),
+        });
+    }
+    Ok(found)
+}
+
+async fn marker_of(client: &Client, database: &str) -> Result<Option<Marker>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .map_err(|e| Error::Query {
+            step: "reading a temporary database's marker".into(),
+            failure: PgFailure::from(&e),
+        })?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}

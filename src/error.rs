@@ -99,6 +99,14 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "restore: verification failed; nothing was committed",
     ),
     (
+        exit_code::NOT_EMPTY,
+        "create --into-existing: the database holds objects of its own; left untouched",
+    ),
+    (
+        exit_code::DIFFERENCES,
+        "verify: the copy differs from the reference (the report says where)",
+    ),
+    (
         exit_code::INTERRUPTED,
         "interrupted by Ctrl-C or SIGTERM; what the run created was removed",
     ),

@@ -356,6 +356,8 @@ impl Cluster {
     }
 
     /// Restarts the server (`pg_ctl restart -m fast`): every session ends, the data stays.
+    /// (Used by the fault tests, which need the `test-hooks` build.)
+    #[cfg(feature = "test-hooks")]
     pub fn restart(&self) {
         let mut pg_ctl = server_command(&self.bindir, "pg_ctl");
         pg_ctl
@@ -726,7 +728,8 @@ impl Running {
         );
     }
 
-    /// Sends `signal` (`INT`, `TERM`, `KILL`) to the tool.
+    /// Sends `signal` (`INT`, `TERM`, `KILL`) to the tool. (Used by the fault tests.)
+    #[cfg(feature = "test-hooks")]
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().unwrap().id();
         let status = Command::new("kill")

@@ -257,6 +257,14 @@ pub enum Refusal {
 }
 
 impl Error {
+    /// A query that failed at `step` (what the tool was doing, for the message).
+    pub fn query(step: impl Into<String>, error: &tokio_postgres::Error) -> Error {
+        Error::Query {
+            step: step.into(),
+            failure: PgFailure::from(error),
+        }
+    }
+
     /// The process exit code for this error (see [`EXIT_CODES`]).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -7,7 +7,6 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::pg::PgFailure;
 
 /// The first key of every init-slate-db advisory lock ("slate" in hex speak).
 const LOCK_NAMESPACE: i32 = 0x51A7E;
@@ -105,8 +104,5 @@ async fn holder(client: &Client, name: &str) -> Result<String, Error> {
 }
 
 fn lock_query_error(name: &str, error: tokio_postgres::Error) -> Error {
-    Error::Query {
-        step: format!("taking the advisory lock {name:?}"),
-        failure: PgFailure::from(&error),
-    }
+    Error::query(format!("taking the advisory lock {name:?}"), &error)
 }

@@ -7,7 +7,6 @@ use tracing::warn;
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::output::{self, ListReport, OutputFormat, StoreEntry};
-use crate::pg::PgFailure;
 use crate::store::audit::{self, Verdict};
 use crate::store::build::{self, TEMP_PREFIX};
 
@@ -30,10 +29,7 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
             &[],
         )
         .await
-        .map_err(|e| Error::Query {
-            step: "listing the server's databases".into(),
-            failure: PgFailure::from(&e),
-        })?;
+        .map_err(|e| Error::query("listing the server's databases", &e))?;
     let leftovers = build::leftovers(&client).await?;
     let mut stores = Vec::new();
     for row in rows {

@@ -72,8 +72,7 @@ pub async fn run(connection: ConnectionSettings, settings: VerifySettings) -> Re
     let (reference_digest, copy_digest) = tokio::try_join!(
         digest_chunks(&reference_tx, scope, "the reference"),
         digest_chunks(&copy_tx, scope, "the copy")
-    )
-    .map_err(|e| e)?;
+    )?;
     let (rows_compared, _) = digest::totals(&reference_digest);
 
     let mut report = VerifyReport {
@@ -175,10 +174,7 @@ async fn snapshot<'a>(client: &'a mut Client, label: &str) -> Result<Transaction
         .read_only(true)
         .start()
         .await
-        .map_err(|e| Error::Query {
-            step: format!("starting a read-only snapshot of {label}"),
-            failure: PgFailure::from(&e),
-        })
+        .map_err(|e| Error::query(format!("starting a read-only snapshot of {label}"), &e))
 }
 
 /// The highest id; a database without a slate events table is refused (exit 12).
@@ -186,10 +182,7 @@ async fn max_id(tx: &Transaction<'_>, label: &str) -> Result<i64, Error> {
     let exists: bool = tx
         .query_one("SELECT to_regclass('public.events') IS NOT NULL", &[])
         .await
-        .map_err(|e| Error::Query {
-            step: format!("looking for the events table of {label}"),
-            failure: PgFailure::from(&e),
-        })?
+        .map_err(|e| Error::query(format!("looking for the events table of {label}"), &e))?
         .get(0);
     if !exists {
         return Err(Error::Refused {

@@ -5,7 +5,6 @@
 use tokio_postgres::Transaction;
 
 use crate::error::Error;
-use crate::pg::PgFailure;
 
 /// Rows per digest chunk: the digest is compared chunk by chunk, then row by row inside the
 /// first chunk that differs, to name the first differing id.
@@ -98,7 +97,7 @@ pub async fn digest_chunks(
     let rows = tx
         .query(&scope.digest_query(), &[])
         .await
-        .map_err(|e| query_error(&format!("computing the digest of {side}"), e))?;
+        .map_err(|e| Error::query(format!("computing the digest of {side}"), &e))?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
@@ -124,7 +123,7 @@ pub async fn chunk_rows(
     let rows = tx
         .query(&scope.rows_query(), &[&number])
         .await
-        .map_err(|e| query_error(&format!("digesting the rows of {side}"), e))?;
+        .map_err(|e| Error::query(format!("digesting the rows of {side}"), &e))?;
     Ok(rows
         .iter()
         .map(|r| RowHashes {
@@ -220,13 +219,6 @@ pub async fn first_difference(
     );
     let first = compare_rows(&theirs?, &ours?).first().map(|d| d.0);
     Ok(Some(first.unwrap_or(number * DIGEST_CHUNK)))
-}
-
-fn query_error(step: &str, error: tokio_postgres::Error) -> Error {
-    Error::Query {
-        step: step.into(),
-        failure: PgFailure::from(&error),
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::connect::Connector;
 use crate::error::Error;
 use crate::lock;
-use crate::pg::{self, PgFailure};
+use crate::pg;
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
 
@@ -95,10 +95,10 @@ pub async fn apply_pending(
             "SET lock_timeout = {}",
             waits.per_attempt.as_millis().max(1)
         );
-        client.batch_execute(&set).await.map_err(|e| Error::Query {
-            step: "setting the lock timeout for the migration".into(),
-            failure: PgFailure::from(&e),
-        })?;
+        client
+            .batch_execute(&set)
+            .await
+            .map_err(|e| Error::query("setting the lock timeout for the migration", &e))?;
         let result = layout::apply(client, layout, None)
             .instrument(
                 info_span!("migrate", database = %audit.database, layout = %layout, attempt),

@@ -8,8 +8,6 @@ use crate::error::Error;
 use crate::store::audit::{self, Verdict};
 use crate::store::layout::Layout;
 
-use super::query_error;
-
 /// The backup's events table, as checked.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BackupFacts {
@@ -29,7 +27,7 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
     backup
         .batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
         .await
-        .map_err(|e| query_error("setting up the backup session", e))?;
+        .map_err(|e| Error::query("setting up the backup session", &e))?;
     let columns: Vec<String> = backup
         .query(
             "SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
@@ -37,7 +35,7 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
             &[],
         )
         .await
-        .map_err(|e| query_error("reading the backup's events table", e))?
+        .map_err(|e| Error::query("reading the backup's events table", &e))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -63,7 +61,7 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
             &[],
         )
         .await
-        .map_err(|e| query_error("counting the backup's events", e))?;
+        .map_err(|e| Error::query("counting the backup's events", &e))?;
     let (rows, max_id, min_id, table_bytes, nulls, infinite): (i64, i64, i64, i64, i64, i64) = (
         row.get(0),
         row.get(1),
@@ -101,13 +99,13 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
             &[],
         )
         .await
-        .map_err(|e| query_error("looking for the backup's unique index on id", e))?
+        .map_err(|e| Error::query("looking for the backup's unique index on id", &e))?
         .get(0);
     if !unique_index {
         let distinct: i64 = backup
             .query_one("SELECT count(DISTINCT id) FROM public.events", &[])
             .await
-            .map_err(|e| query_error("counting the backup's distinct ids", e))?
+            .map_err(|e| Error::query("counting the backup's distinct ids", &e))?
             .get(0);
         if distinct != rows {
             return Err(refuse(format!(
@@ -145,7 +143,7 @@ pub async fn check_fresh_target(client: &Client, name: &str) -> Result<(), Error
             &[],
         )
         .await
-        .map_err(|e| query_error("checking that the target is empty", e))?;
+        .map_err(|e| Error::query("checking that the target is empty", &e))?;
     let (events, next): (i64, i64) = (row.get(0), row.get(1));
     if events != 0 || next != 1 {
         return Err(refuse(format!(

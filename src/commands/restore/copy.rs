@@ -15,7 +15,6 @@ use crate::store::digest::{digest_chunks, first_difference, totals, Scope};
 
 use super::checks::BackupFacts;
 use super::progress::Progress;
-use super::query_error;
 
 /// Above this many rows, secondary indexes are rebuilt after the copy instead of maintained.
 const REBUILD_INDEXES_ABOVE: i64 = 10_000;
@@ -40,11 +39,11 @@ pub async fn copy_and_verify(
     let tx = target
         .transaction()
         .await
-        .map_err(|e| query_error("starting the restore transaction", e))?;
+        .map_err(|e| Error::query("starting the restore transaction", &e))?;
     // Restored events are history: no notifications (the procedure stops every client first).
     tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; ALTER TABLE events DISABLE TRIGGER notify_insert")
         .await
-        .map_err(|e| query_error("disabling the NOTIFY trigger for the restore", e))?;
+        .map_err(|e| Error::query("disabling the NOTIFY trigger for the restore", &e))?;
 
     // Building an index once after a bulk load is much faster than maintaining it row by row:
     // above a few thousand rows the secondary indexes are dropped and rebuilt from their own
@@ -58,11 +57,11 @@ pub async fn copy_and_verify(
     let source = backup
         .copy_out("COPY (SELECT id, ts, event FROM events ORDER BY id) TO STDOUT (FORMAT binary)")
         .await
-        .map_err(|e| query_error("starting COPY out of the backup", e))?;
+        .map_err(|e| Error::query("starting COPY out of the backup", &e))?;
     let sink = tx
         .copy_in("COPY events (id, ts, event) FROM STDIN (FORMAT binary)")
         .await
-        .map_err(|e| query_error("starting COPY into the target", e))?;
+        .map_err(|e| Error::query("starting COPY into the target", &e))?;
     futures_util::pin_mut!(source);
     futures_util::pin_mut!(sink);
     let progress = Progress::new(facts);
@@ -73,13 +72,13 @@ pub async fn copy_and_verify(
     let mut block = BytesMut::with_capacity(COPY_BLOCK);
     let mut bytes = 0u64;
     while let Some(chunk) = source.next().await {
-        let chunk = chunk.map_err(|e| query_error("reading from the backup", e))?;
+        let chunk = chunk.map_err(|e| Error::query("reading from the backup", &e))?;
         bytes += chunk.len() as u64;
         block.extend_from_slice(&chunk);
         if block.len() >= COPY_BLOCK {
             sink.send(block.split().freeze())
                 .await
-                .map_err(|e| query_error("writing into the target", e))?;
+                .map_err(|e| Error::query("writing into the target", &e))?;
             progress.advance(bytes);
             if let Some(delay) = throttle {
                 tokio::time::sleep(delay).await;
@@ -89,13 +88,13 @@ pub async fn copy_and_verify(
     if !block.is_empty() {
         sink.send(block.split().freeze())
             .await
-            .map_err(|e| query_error("writing into the target", e))?;
+            .map_err(|e| Error::query("writing into the target", &e))?;
     }
     let rows = sink
         .as_mut()
         .finish()
         .await
-        .map_err(|e| query_error("finishing COPY into the target", e))? as i64;
+        .map_err(|e| Error::query("finishing COPY into the target", &e))? as i64;
     progress.finish(rows, bytes);
     // The backup's digest is computed while the target rebuilds its indexes and counts.
     let (theirs, ours) = tokio::join!(digest_chunks(backup, Scope::ALL, "the backup"), async {
@@ -103,7 +102,7 @@ pub async fn copy_and_verify(
             let started = Instant::now();
             tx.batch_execute(definition)
                 .await
-                .map_err(|e| query_error(&format!("rebuilding index {name}"), e))?;
+                .map_err(|e| Error::query(format!("rebuilding index {name}"), &e))?;
             info!(index = %name, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuilt");
         }
         if let Some(id) = hooks::tamper_id() {
@@ -112,7 +111,7 @@ pub async fn copy_and_verify(
                 "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events SET event = '{{\"tampered\": true}}' WHERE id = {id}; ALTER TABLE events ENABLE TRIGGER check_sql_command"
             ))
             .await
-            .map_err(|e| query_error("test hook", e))?;
+            .map_err(|e| Error::query("test hook", &e))?;
         }
         if let Some((column, a, b)) = hooks::swap() {
             // Test hook: swap one column of two restored rows.
@@ -120,7 +119,7 @@ pub async fn copy_and_verify(
                 "ALTER TABLE events DISABLE TRIGGER check_sql_command; UPDATE events e SET {column} = o.{column} FROM events o WHERE (e.id, o.id) IN (({a}, {b}), ({b}, {a})); ALTER TABLE events ENABLE TRIGGER check_sql_command"
             ))
             .await
-            .map_err(|e| query_error("test hook", e))?;
+            .map_err(|e| Error::query("test hook", &e))?;
         }
         // Verify before committing: count and max id (from the digest's own scan), then the
         // digest itself.
@@ -150,14 +149,14 @@ pub async fn copy_and_verify(
     let next_insert_id: i64 = tx
         .query_one("UPDATE id SET id = $1 RETURNING id", &[&(max_id + 1)])
         .await
-        .map_err(|e| query_error("setting the id counter", e))?
+        .map_err(|e| Error::query("setting the id counter", &e))?
         .get(0);
     tx.batch_execute("ALTER TABLE events ENABLE TRIGGER notify_insert")
         .await
-        .map_err(|e| query_error("enabling the NOTIFY trigger", e))?;
+        .map_err(|e| Error::query("enabling the NOTIFY trigger", &e))?;
     tx.commit()
         .await
-        .map_err(|e| query_error(&format!("committing the restore into \"{name}\""), e))?;
+        .map_err(|e| Error::query(format!("committing the restore into \"{name}\""), &e))?;
     Ok(Copied {
         rows: count,
         next_insert_id,
@@ -176,7 +175,7 @@ async fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<(String, Str
             &[],
         )
         .await
-        .map_err(|e| query_error("reading the events table's indexes", e))?;
+        .map_err(|e| Error::query("reading the events table's indexes", &e))?;
     let indexes: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for (name, _) in &indexes {
         tx.batch_execute(&format!(
@@ -184,7 +183,7 @@ async fn drop_secondary_indexes(tx: &Transaction<'_>) -> Result<Vec<(String, Str
             crate::pg::quote_identifier(name)
         ))
         .await
-        .map_err(|e| query_error(&format!("dropping index {name} for the bulk load"), e))?;
+        .map_err(|e| Error::query(format!("dropping index {name} for the bulk load"), &e))?;
     }
     Ok(indexes)
 }

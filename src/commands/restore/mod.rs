@@ -23,7 +23,6 @@ use crate::identifier::Identifier;
 use crate::lock;
 use crate::lock::TARGET_LOCK;
 use crate::output::{self, OutputFormat, RestoreAction, RestoreReport};
-use crate::pg::PgFailure;
 use crate::shutdown::Shutdown;
 use crate::store::build::{self, Claim, Ledger};
 use crate::store::layout::Layout;
@@ -160,7 +159,7 @@ async fn restore(
         .read_only(true)
         .start()
         .await
-        .map_err(|e| query_error("starting a read-only snapshot of the backup", e))?;
+        .map_err(|e| Error::query("starting a read-only snapshot of the backup", &e))?;
     ledger.step("checking the backup");
     let facts = check_backup(&backup_tx, &plan.backup_label)
         .instrument(info_span!("check_backup"))
@@ -255,11 +254,4 @@ async fn restore(
         "restore committed and verified"
     );
     Ok(report)
-}
-
-pub(crate) fn query_error(step: &str, error: tokio_postgres::Error) -> Error {
-    Error::Query {
-        step: step.into(),
-        failure: PgFailure::from(&error),
-    }
 }

@@ -6,7 +6,6 @@ use tokio_postgres::Client;
 
 use super::{Marker, TEMP_PREFIX};
 use crate::error::Error;
-use crate::pg::PgFailure;
 
 /// Who holds a temporary database.
 pub(super) enum Holder {
@@ -29,10 +28,7 @@ pub(super) async fn examine(maintenance: &Client, temp: &str) -> Result<Holder, 
             &[&temp],
         )
         .await
-        .map_err(|e| Error::Query {
-            step: format!("looking at the temporary database \"{temp}\""),
-            failure: PgFailure::from(&e),
-        })?;
+        .map_err(|e| Error::query(format!("looking at the temporary database \"{temp}\""), &e))?;
     let Some(row) = row else {
         return Ok(Holder::Gone);
     };
@@ -70,10 +66,7 @@ async fn session_alive(client: &Client, marker: &Marker) -> Result<bool, Error> 
         )
         .await
         .map(|row| row.get(0))
-        .map_err(|e| Error::Query {
-            step: "checking whether another run is alive".into(),
-            failure: PgFailure::from(&e),
-        })
+        .map_err(|e| Error::query("checking whether another run is alive", &e))
 }
 
 /// A leftover build on the server, for `status`.
@@ -96,10 +89,7 @@ pub async fn leftovers(client: &Client) -> Result<Vec<Leftover>, Error> {
             &[&TEMP_PREFIX],
         )
         .await
-        .map_err(|e| Error::Query {
-            step: "listing temporary databases".into(),
-            failure: PgFailure::from(&e),
-        })?;
+        .map_err(|e| Error::query("listing temporary databases", &e))?;
     let mut found = Vec::new();
     for row in rows {
         let database: String = row.get(0);
@@ -130,10 +120,7 @@ async fn marker_of(client: &Client, database: &str) -> Result<Option<Marker>, Er
             &[&database],
         )
         .await
-        .map_err(|e| Error::Query {
-            step: "reading a temporary database's marker".into(),
-            failure: PgFailure::from(&e),
-        })?;
+        .map_err(|e| Error::query("reading a temporary database's marker", &e))?;
     Ok(row
         .and_then(|r| r.get::<_, Option<String>>(0))
         .and_then(|text| serde_json::from_str(&text).ok()))

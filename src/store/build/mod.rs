@@ -240,10 +240,7 @@ async fn mark(
     requested: &Identifier,
     temp: &str,
 ) -> Result<Build, (Option<Build>, Error)> {
-    let query_error = |step: &str, e: tokio_postgres::Error| Error::Query {
-        step: step.to_string(),
-        failure: PgFailure::from(&e),
-    };
+    let query_error = |step: &str, e: tokio_postgres::Error| Error::query(step, &e);
     let row = maintenance
         .query_one(
             "SELECT d.oid, pg_backend_pid(), extract(epoch FROM a.backend_start)::float8,
@@ -483,10 +480,7 @@ async fn database_oid(client: &Client, name: &str) -> Result<Option<u32>, Error>
         )
         .await
         .map(|row| row.map(|r| r.get(0)))
-        .map_err(|e| Error::Query {
-            step: format!("looking up database \"{name}\""),
-            failure: PgFailure::from(&e),
-        })
+        .map_err(|e| Error::query(format!("looking up database \"{name}\""), &e))
 }
 
 async fn database_name(client: &Client, oid: u32) -> Result<Option<String>, Error> {
@@ -497,10 +491,7 @@ async fn database_name(client: &Client, oid: u32) -> Result<Option<String>, Erro
         )
         .await
         .map(|row| row.map(|r| r.get(0)))
-        .map_err(|e| Error::Query {
-            step: "looking up the temporary database".into(),
-            failure: PgFailure::from(&e),
-        })
+        .map_err(|e| Error::query("looking up the temporary database", &e))
 }
 
 /// CREATE DATABASE failed for another reason than the name: say what to do.

@@ -172,17 +172,24 @@ async fn a_signal_during_a_running_migration_cancels_it_and_drops_what_the_run_c
     }
 }
 
-#[tokio::test]
-async fn a_server_restart_during_initialization_is_cleaned_up_after_reconnecting() {
-    let cluster = Cluster::start().await;
+/// Starts a source `name` paused in a running migration statement.
+fn paused_in_a_migration(cluster: &Cluster, name: &str) -> crate::support::Running {
     let running = spawn(
         cluster
             .tool()
-            .args(["-n", "restarted", "-t", "source"])
+            .args(["-n", name, "-t", "source"])
             .env("INIT_SLATE_DB_TEST_PAUSE", "migrating"),
     );
     running.wait_for("paused at migrating");
-    cluster.restart();
+    running
+}
+
+/// The run lost its connection: exit 6, and clean-up (reconnecting) left nothing.
+async fn cleaned_up_after_a_lost_connection(
+    cluster: &Cluster,
+    name: &str,
+    running: crate::support::Running,
+) {
     let outcome = running.finish(Duration::from_secs(60));
     outcome.assert_code(6);
     assert!(
@@ -190,37 +197,32 @@ async fn a_server_restart_during_initialization_is_cleaned_up_after_reconnecting
         "{}",
         outcome.stderr()
     );
-    assert!(!cluster.database_exists("restarted").await);
-    no_temporary_left(&cluster).await;
+    assert!(!cluster.database_exists(name).await);
+    no_temporary_left(cluster).await;
+}
+
+#[tokio::test]
+async fn a_server_restart_during_initialization_is_cleaned_up_after_reconnecting() {
+    let cluster = Cluster::start().await;
+    let running = paused_in_a_migration(&cluster, "restarted");
+    cluster.restart();
+    cleaned_up_after_a_lost_connection(&cluster, "restarted", running).await;
 }
 
 #[tokio::test]
 async fn a_terminated_backend_during_initialization_is_cleaned_up() {
     let cluster = Cluster::start().await;
-    let running = spawn(
-        cluster
-            .tool()
-            .args(["-n", "terminated", "-t", "source"])
-            .env("INIT_SLATE_DB_TEST_PAUSE", "migrating"),
-    );
-    running.wait_for("paused at migrating");
-    let admin = cluster.superuser_client("postgres").await;
-    admin
+    let running = paused_in_a_migration(&cluster, "terminated");
+    cluster
+        .superuser_client("postgres")
+        .await
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
             &[&temp_name("terminated")],
         )
         .await
         .unwrap();
-    let outcome = running.finish(Duration::from_secs(60));
-    outcome.assert_code(6);
-    assert!(
-        outcome.stderr().contains("created by this run was dropped"),
-        "{}",
-        outcome.stderr()
-    );
-    assert!(!cluster.database_exists("terminated").await);
-    no_temporary_left(&cluster).await;
+    cleaned_up_after_a_lost_connection(&cluster, "terminated", running).await;
 }
 
 #[tokio::test]

@@ -428,11 +428,12 @@ async fn swapped_events_or_timestamps_inside_a_chunk_fail_verification_naming_th
     }
 }
 
-/// A backup on one PostgreSQL version restored into a server of another: the backup's server
-/// runs the binaries in `PG_BINDIR_OTHER` (CI sets it to the oldest and newest supported
-/// versions in turn); without it both servers are the same version.
+/// A backup on one server restored into another. With `PG_BINDIR_OTHER` (CI sets it to the
+/// oldest and newest supported versions in turn) the backup's server runs those binaries, and
+/// the test asserts the two versions differ; without it both are the same version, which the
+/// name says.
 #[tokio::test]
-async fn restore_from_a_server_of_another_version_is_verified() {
+async fn restore_from_another_server_is_verified_and_across_versions_with_pg_bindir_other() {
     let backup = match std::env::var_os("PG_BINDIR_OTHER") {
         Some(dir) => Cluster::start_from(std::path::PathBuf::from(dir)).await,
         None => Cluster::start().await,

@@ -462,6 +462,38 @@ async fn markers_inside_an_event_that_would_leave_a_gap_raise_and_take_no_id() {
 }
 
 #[tokio::test]
+async fn large_texts_that_only_the_original_checks_accept_keep_their_events_intact() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "lookalikes").await;
+    // "$1[x" inside an event is no marker for the original's checks; its text must survive.
+    let mut text = batch(150).replacen(
+        "\"operation\":\"update\"}')",
+        "\"operation\":\"$1[x] and $1[ 2 ]\"}')",
+        1,
+    );
+    text.push_str(";  \n");
+    assert_eq!(insert(&client, &text).await.unwrap(), 150);
+    // A well-formed large text ending in a comment, as the original's EXECUTE accepted it.
+    let text = format!("{}\n-- sent by hand", batch(300));
+    assert_eq!(insert(&client, &text).await.unwrap(), 300);
+    let row = client
+        .query_one(
+            "SELECT count(*), min(id), max(id), (SELECT id FROM id),
+                    (SELECT event->>'operation' FROM events WHERE id = 1),
+                    bool_and(event->>'entityId' = 'order-' || CASE WHEN id > 150 THEN id - 150 ELSE id END)
+               FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 450);
+    assert_eq!((row.get::<_, i64>(1), row.get::<_, i64>(2)), (1, 450));
+    assert_eq!(row.get::<_, i64>(3), 451);
+    assert_eq!(row.get::<_, String>(4), "$1[x] and $1[ 2 ]");
+    assert!(row.get::<_, bool>(5), "each row got the id of its position");
+}
+
+#[tokio::test]
 async fn a_call_leaves_the_callers_prepared_statements_and_settings_alone() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "polite").await;

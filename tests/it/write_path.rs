@@ -77,7 +77,54 @@ const CASES: &[&str] = &[
     r#"($1[1], $2, '{"trailing":"semicolon"}');"#,
     r#"  ($1[1] , $2 , '{"spaced":true}') ,  ($1[2] , $2, '[1, 2]')  "#,
     r#"($1[1], $2, '{"k":1}'),($1[2], $2, '{"k":1}'),($1[3], $2, '"scalar"'),($1[4], $2, 'null')"#,
+    "($1[1], $2, '{\"trailing\":\"comment\"}') -- sent by hand",
+    r#"($1[1], $2, '{"text":"$1[x] is no marker"}'),($1[2], $2, '{}')"#,
 ];
+
+/// `call` while another session holds the id row, released once the call waits on it: the path
+/// a writer takes when another writer is inside its serialized section. Says whether it waited.
+async fn call_while_the_id_row_is_held(
+    client: &mut Client,
+    holder: &Client,
+    values: &str,
+) -> (Outcome, bool) {
+    let caller: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM id FOR UPDATE")
+        .await
+        .unwrap();
+    let outcome = call(client, values);
+    tokio::pin!(outcome);
+    let mut waited = false;
+    loop {
+        tokio::select! {
+            outcome = &mut outcome => {
+                if !waited {
+                    holder.batch_execute("ROLLBACK").await.unwrap();
+                }
+                return (outcome, waited);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(10)), if !waited => {
+                let waiting: bool = holder
+                    .query_one(
+                        "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
+                        &[&caller],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if waiting {
+                    waited = true;
+                    holder.batch_execute("ROLLBACK").await.unwrap();
+                }
+            }
+        }
+    }
+}
 
 #[tokio::test]
 async fn installed_insert_events_behaves_exactly_as_the_original_on_shared_cases() {
@@ -102,6 +149,26 @@ async fn installed_insert_events_behaves_exactly_as_the_original_on_shared_cases
         n
     };
     assert!(inserted >= 4 && inserted < CASES.len(), "{inserted}");
+}
+
+#[tokio::test]
+async fn a_writer_that_finds_the_id_row_taken_behaves_exactly_as_the_original_on_shared_cases() {
+    let cluster = Cluster::start().await;
+    run(cluster.tool().args(["-n", "ours", "-t", "source"])).assert_code(0);
+    let mut ours = cluster.superuser_client("ours").await;
+    let holder = cluster.superuser_client("ours").await;
+    let mut theirs = cluster.database_at("theirs", Layout::Source, 6).await;
+    let mut inserted = 0;
+    for case in CASES {
+        let expected = call(&mut theirs, case).await;
+        let (actual, waited) = call_while_the_id_row_is_held(&mut ours, &holder, case).await;
+        assert_eq!(actual, expected, "case {case:?}");
+        if matches!(actual, Outcome::Inserted { .. }) {
+            assert!(waited, "an inserting call waits for the id row: case {case:?}");
+            inserted += 1;
+        }
+    }
+    assert!(inserted >= 4, "{inserted}");
 }
 
 #[tokio::test]

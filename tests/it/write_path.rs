@@ -164,7 +164,10 @@ async fn a_writer_that_finds_the_id_row_taken_behaves_exactly_as_the_original_on
         let (actual, waited) = call_while_the_id_row_is_held(&mut ours, &holder, case).await;
         assert_eq!(actual, expected, "case {case:?}");
         if matches!(actual, Outcome::Inserted { .. }) {
-            assert!(waited, "an inserting call waits for the id row: case {case:?}");
+            assert!(
+                waited,
+                "an inserting call waits for the id row: case {case:?}"
+            );
             inserted += 1;
         }
     }

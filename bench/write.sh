@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The write path, measured: events per second through
-#   ours      insert_events as init-slate-db installs it (source V1-V9)
-#   v8        the previous release's (source V1-V8): V9 must never be slower
+#   ours      insert_events as init-slate-db installs it (source V1-V10)
+#   v9        the previous release's (source V1-V9)
+#   v8        the release before (source V1-V8): ours must never be slower than V8 or V9
 #   original  the spec's insert_events and per-row NOTIFY trigger (source V1-V6, where V3 and V5
 #             are the original's SQL), kept only as the baseline
 #   floor     the least work the contract needs, by hand, on the same layout as ours: one
@@ -16,12 +17,13 @@
 # no gap. Prints every run as CSV and a table of medians (events/s).
 #
 #   bench/write.sh [--duration S] [--runs N] [--batches "1 10 100 1000"] [--clients "1 2 4 8"]
-#                  [--listen "off on"] [--csv FILE]
+#                  [--listen "off on"] [--variants "floor ours v9 v8 original raw"] [--csv FILE]
 #   BENCH_PROFILE=dev bench/write.sh --duration 1 --runs 1 --batches 10 --clients 2 --listen on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=5 runs=3 batches="1 10 100 1000" clients_list="1 2 4 8" listen_modes="off on" csv=""
+variants="floor ours v9 v8 original raw"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -29,11 +31,11 @@ while [ $# -gt 0 ]; do
     --batches) batches=$2; shift 2 ;;
     --clients) clients_list=$2; shift 2 ;;
     --listen) listen_modes=$2; shift 2 ;;
+    --variants) variants=$2; shift 2 ;;
     --csv) csv=$2; shift 2 ;;
     *) echo "bench/write.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-variants="floor ours v8 original raw"
 
 profile=${BENCH_PROFILE:-release}
 cargo build --profile "$profile" --quiet
@@ -53,12 +55,14 @@ trap cleanup EXIT
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-# The four databases.
+# The databases.
 "$tool" -n w_ours -t source >/dev/null 2>&1
 "$tool" -n w_floor -t source >/dev/null 2>&1
 createdb w_original
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
-createdb w_v8   # the previous release's insert_events (source V1-V8)
+createdb w_v9   # the previous release's insert_events (source V1-V9)
+cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-9]__*.sql | sort -V) | psql_q -1 -d w_v9 >/dev/null
+createdb w_v8   # the release before (source V1-V8)
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-8]__*.sql | sort -V) | psql_q -1 -d w_v8 >/dev/null
 createdb w_raw
 psql_q -1 -d w_raw -f migrations/shared/V1__events_table.sql >/dev/null
@@ -82,6 +86,7 @@ for b in $batches; do
   printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours_$b.sql"
   cp "$work/ours_$b.sql" "$work/original_$b.sql"
   cp "$work/ours_$b.sql" "$work/v8_$b.sql"
+  cp "$work/ours_$b.sql" "$work/v9_$b.sql"
   printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
   printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
 done
@@ -155,11 +160,11 @@ cells = {}
 for r in rows:
     cells.setdefault((int(r["batch"]), int(r["clients"]), r["listen"]), {}).setdefault(r["variant"], []).append(float(r["events_per_s"]))
 print()
-print("| batch | clients | LISTEN | floor | ours | V8 | original | raw | ours / floor | ours / V8 | ours / original |")
-print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| batch | clients | LISTEN | floor | ours | V9 | V8 | original | raw | ours / floor | ours / V9 | ours / V8 |")
+print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for (b, c, l), v in sorted(cells.items()):
     med = {k: statistics.median(x) for k, x in v.items()}
     fmt = lambda k: f"{med[k]:,.0f}" if k in med else "-"
     ratio = lambda a, d: f"{med[a] / med[d]:.2f}" if a in med and d in med and med[d] else "-"
-    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'v8')} | {ratio('ours', 'original')} |")
+    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('v9')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'v9')} | {ratio('ours', 'v8')} |")
 PY

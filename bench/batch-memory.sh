@@ -3,8 +3,9 @@
 # backend that ran it (VmHWM of /proc/PID/status: its resident high-water mark, the shared
 # buffers it touched included), for
 #   original  the spec's insert_events (source V1-V6)
-#   v8        the previous release's (source V1-V8)
-#   ours      this release's (source V1-V9)
+#   v8        the release before the previous one (source V1-V8)
+#   v9        the previous release's (source V1-V9)
+#   ours      this release's (source V1-V10)
 # at each batch size, side by side in one run, on a throwaway cluster started under a
 # virtual-memory cap (ulimit -v, default 6 GiB), so that a call that needs more fails with
 # "out of memory" instead of taking the machine down. Each call runs in a fresh session on an
@@ -12,6 +13,7 @@
 #
 #   bench/batch-memory.sh [N ...]       (default: 1000 10000 100000 1000000)
 #   BENCH_MEMORY_CAP_KB=...             the cap, in KiB
+#   BENCH_VARIANTS="v9 ours"            the variants to run (default: original v8 v9 ours)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${*:-1000 10000 100000 1000000}
@@ -33,6 +35,8 @@ createdb bm_original
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d bm_original >/dev/null
 createdb bm_v8
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-8]__*.sql | sort -V) | psql_q -1 -d bm_v8 >/dev/null
+createdb bm_v9
+cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-9]__*.sql | sort -V) | psql_q -1 -d bm_v9 >/dev/null
 "$tool" -n bm_ours -t source >/dev/null 2>&1
 
 # The VALUES text of n events of about 100 bytes each.
@@ -77,7 +81,7 @@ for n in $sizes; do
   file="$work/values_$n.txt"
   values_file "$n" "$file"
   bytes=$(stat -c %s "$file")
-  for v in original v8 ours; do
+  for v in ${BENCH_VARIANTS:-original v8 v9 ours}; do
     IFS='|' read -r ms peak outcome <<< "$(call "$v" "$n" "$file")"
     awk -v n="$n" -v bytes="$bytes" -v v="$v" -v ms="$ms" -v peak="$peak" -v outcome="$outcome" 'BEGIN {
       time = (ms == "-") ? "-" : sprintf("%.0f ms", ms);

@@ -89,7 +89,7 @@ const SOURCE: &[MigrationFile] = &[
         ["~function notify_event_insert()", "~trigger events.notify_insert"]),
     migration!("source", "source", "V9__insert_events_linear_memory_no_gap", "9", 14386219248936472325,
         ["~function insert_events(text)"]),
-    migration!("source", "source", "V10__insert_events_one_statement_no_utility", "10", 1691917017731632315,
+    migration!("source", "source", "V10__insert_events_deallocate_when_cancelled", "10", 11791918325669928065,
         ["~function insert_events(text)"]),
 ];
 

@@ -494,6 +494,42 @@ async fn large_texts_that_only_the_original_checks_accept_keep_their_events_inta
 }
 
 #[tokio::test]
+async fn a_cancelled_large_call_leaves_no_prepared_statement_and_no_id_behind() {
+    // V9 prepared each large call and deallocated it in an exception block, which a
+    // cancellation (statement_timeout, pg_cancel_backend) skips: the plan stayed in the session.
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "cancelled").await;
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let error = insert(&client, &batch(100_000))
+        .await
+        .expect_err("the timeout cancels the call");
+    assert_eq!(
+        error.as_db_error().unwrap().code().code(),
+        "57014",
+        "{error}"
+    );
+    client.batch_execute("RESET statement_timeout").await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_prepared_statements WHERE from_sql), (SELECT count(*) FROM events), (SELECT id FROM id)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (0, 0, 1)
+    );
+}
+
+#[tokio::test]
 async fn a_call_leaves_the_callers_prepared_statements_and_settings_alone() {
     let cluster = Cluster::start().await;
     let client = source(&cluster, "polite").await;
@@ -560,3 +596,4 @@ async fn a_v8_store_migrated_to_the_new_insert_events_is_up_to_date_and_writes()
         (2_010, 2_010, 2_011)
     );
 }
+

@@ -511,7 +511,10 @@ async fn a_cancelled_large_call_leaves_no_prepared_statement_and_no_id_behind() 
         "57014",
         "{error}"
     );
-    client.batch_execute("RESET statement_timeout").await.unwrap();
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_prepared_statements WHERE from_sql), (SELECT count(*) FROM events), (SELECT id FROM id)",
@@ -596,4 +599,3 @@ async fn a_v8_store_migrated_to_the_new_insert_events_is_up_to_date_and_writes()
         (2_010, 2_010, 2_011)
     );
 }
-

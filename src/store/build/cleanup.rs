@@ -49,7 +49,7 @@ pub async fn discard(connector: &mut Connector, ledger: &Ledger, keep: bool) -> 
                 let Some(oid) = oid else {
                     return Some("nothing was created".into());
                 };
-                match drop_by_oid(&client, oid, run.as_deref()).await {
+                match drop_by_oid(&client, oid, &temp, run.as_deref()).await {
                     Ok(Some(name)) => {
                         info!("dropped the temporary database \"{name}\" created by this run");
                         return Some(format!(
@@ -74,11 +74,13 @@ pub async fn discard(connector: &mut Connector, ledger: &Ledger, keep: bool) -> 
     }
 }
 
-/// Drops the database with `oid` if it still exists (and, with `run`, only if its marker
-/// carries that run id). Returns the name dropped, `None` if there was nothing to drop.
+/// Drops the database with `oid` if it still exists under the temporary name `temp` (and, with
+/// `run`, only if its marker carries that run id). Returns the name dropped, `None` if there was
+/// nothing to drop. A build that was published meanwhile has the requested name: never dropped.
 pub(super) async fn drop_by_oid(
     client: &Client,
     oid: u32,
+    temp: &str,
     run: Option<&str>,
 ) -> Result<Option<String>, PgFailure> {
     let row = client
@@ -92,6 +94,9 @@ pub(super) async fn drop_by_oid(
         return Ok(None);
     };
     let name: String = row.get(0);
+    if name != temp {
+        return Ok(None);
+    }
     if let Some(run) = run {
         let marker = row
             .get::<_, Option<String>>(1)

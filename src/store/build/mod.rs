@@ -303,8 +303,10 @@ async fn drop_abandoned(
     oid: u32,
     whose: &str,
 ) -> Result<(), Error> {
-    match drop_by_oid(maintenance, oid, None).await {
-        Ok(_) => {
+    match drop_by_oid(maintenance, oid, temp, None).await {
+        // Published (renamed) since it was examined: that store is not abandoned.
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => {
             warn!(temporary = %temp, "removed the temporary database \"{temp}\" left by {whose}, whose run ended before it was complete");
             Ok(())
         }

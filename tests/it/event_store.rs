@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::{run, Cluster};
+use init_slate_db::store::layout::Layout;
 use serde_json::Value;
 use tokio_postgres::Client;
 
@@ -493,42 +494,76 @@ async fn large_texts_that_only_the_original_checks_accept_keep_their_events_inta
     assert!(row.get::<_, bool>(5), "each row got the id of its position");
 }
 
-#[tokio::test]
-async fn a_cancelled_large_call_leaves_no_prepared_statement_and_no_id_behind() {
-    // V9 prepared each large call and deallocated it in an exception block, which a
-    // cancellation (statement_timeout, pg_cancel_backend) skips: the plan stayed in the session.
-    let cluster = Cluster::start().await;
-    let client = source(&cluster, "cancelled").await;
-    client
-        .batch_execute("SET statement_timeout = '300ms'")
+/// Calls insert_events with 150 rows while `holder` holds the id row, cancels the call once it
+/// waits for that row (inside the EXECUTE of the prepared statement), and returns the SQL-level
+/// prepared statements left in the caller's session, the rows and the next id.
+async fn cancel_a_large_call_waiting_for_the_id_row(
+    client: &Client,
+    holder: &Client,
+) -> (i64, i64, i64) {
+    let caller: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM id FOR UPDATE")
         .await
         .unwrap();
-    let error = insert(&client, &batch(100_000))
-        .await
-        .expect_err("the timeout cancels the call");
+    let text = batch(150);
+    let call = insert(client, &text);
+    let cancel = async {
+        loop {
+            let cancelled: bool = holder
+                .query_one(
+                    "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) FROM pg_stat_activity
+                      WHERE pid = $1 AND wait_event_type = 'Lock'",
+                    &[&caller],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if cancelled {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let (result, ()) = tokio::join!(call, cancel);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let error = result.expect_err("the call is cancelled");
     assert_eq!(
         error.as_db_error().unwrap().code().code(),
         "57014",
         "{error}"
     );
-    client
-        .batch_execute("RESET statement_timeout")
-        .await
-        .unwrap();
     let row = client
         .query_one(
-            "SELECT (SELECT count(*) FROM pg_prepared_statements WHERE from_sql), (SELECT count(*) FROM events), (SELECT id FROM id)",
+            "SELECT (SELECT count(*) FROM pg_prepared_statements WHERE from_sql),
+                    (SELECT count(*) FROM events), (SELECT id FROM id)",
             &[],
         )
         .await
         .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test]
+async fn a_cancelled_large_call_leaves_no_prepared_statement_and_no_id_behind() {
+    let cluster = Cluster::start().await;
+    let client = source(&cluster, "cancelled").await;
+    let holder = cluster.superuser_client("cancelled").await;
     assert_eq!(
-        (
-            row.get::<_, i64>(0),
-            row.get::<_, i64>(1),
-            row.get::<_, i64>(2)
-        ),
+        cancel_a_large_call_waiting_for_the_id_row(&client, &holder).await,
         (0, 0, 1)
+    );
+    // The same cancellation on V9, whose WHEN OTHERS handler a cancellation skips, leaves its
+    // prepared statement behind: what this test would see if the fix went.
+    let v9 = cluster.database_at("at_v9", Layout::Source, 9).await;
+    let v9_holder = cluster.superuser_client("at_v9").await;
+    assert_eq!(
+        cancel_a_large_call_waiting_for_the_id_row(&v9, &v9_holder).await,
+        (1, 0, 1)
     );
 }
 
@@ -571,11 +606,7 @@ async fn a_call_leaves_the_callers_prepared_statements_and_settings_alone() {
 #[tokio::test]
 async fn a_v8_store_migrated_to_the_new_insert_events_is_up_to_date_and_writes() {
     let cluster = Cluster::start().await;
-    drop(
-        cluster
-            .database_at("at_v8", init_slate_db::store::layout::Layout::Source, 8)
-            .await,
-    );
+    drop(cluster.database_at("at_v8", Layout::Source, 8).await);
     let client = cluster.superuser_client("at_v8").await;
     assert_eq!(insert(&client, &batch(10)).await.unwrap(), 10);
     drop(client);

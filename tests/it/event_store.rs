@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{run, Cluster};
+use crate::support::{run, waits_on_a_lock, Cluster};
 use init_slate_db::store::layout::Layout;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -513,21 +513,13 @@ async fn cancel_a_large_call_waiting_for_the_id_row(
     let text = batch(150);
     let call = insert(client, &text);
     let cancel = async {
-        loop {
-            let cancelled: bool = holder
-                .query_one(
-                    "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) FROM pg_stat_activity
-                      WHERE pid = $1 AND wait_event_type = 'Lock'",
-                    &[&caller],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if cancelled {
-                break;
-            }
+        while !waits_on_a_lock(holder, caller).await {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        holder
+            .query_one("SELECT pg_cancel_backend($1)", &[&caller])
+            .await
+            .unwrap();
     };
     let (result, ()) = tokio::join!(call, cancel);
     holder.batch_execute("ROLLBACK").await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{run, Cluster};
+use crate::support::{run, waits_on_a_lock, Cluster};
 use init_slate_db::store::layout::Layout;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -109,15 +109,7 @@ async fn call_while_the_id_row_is_held(
                 return (outcome, waited);
             }
             _ = tokio::time::sleep(Duration::from_millis(10)), if !waited => {
-                let waiting: bool = holder
-                    .query_one(
-                        "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                        &[&caller],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
-                if waiting {
+                if waits_on_a_lock(holder, caller).await {
                     waited = true;
                     holder.batch_execute("ROLLBACK").await.unwrap();
                 }

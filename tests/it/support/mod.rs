@@ -612,6 +612,18 @@ impl Outcome {
     }
 }
 
+/// Whether the session with `pid` is waiting for a lock (a row lock, as writers of the id row do).
+pub async fn waits_on_a_lock(client: &Client, pid: i32) -> bool {
+    client
+        .query_one(
+            "SELECT coalesce(bool_or(wait_event_type = 'Lock'), false) FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A session listening on `channel`: notifications arrive on the returned receiver.
 pub async fn listen(
     cluster: &Cluster,

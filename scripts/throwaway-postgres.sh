@@ -17,10 +17,15 @@ as_server_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A port below the kernel's ephemeral range, so that no outgoing connection of this machine can
+# hold it; nobody listening on it now. It can still be taken before the server binds it, so
+# start() tries another when the bind fails.
 free_port() {
-  local port
+  local port low=32768
+  [ -r /proc/sys/net/ipv4/ip_local_port_range ] && read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  [ "$low" -gt 11024 ] || low=61000
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "throwaway-postgres: found no free port" >&2
@@ -29,6 +34,9 @@ free_port() {
 
 start() {
   local bindir dir port password
+  # On any failure stdout says `false`, so that `eval "$(throwaway-postgres.sh start)" && ...`
+  # stops there (an eval of nothing would succeed) and a `set -e` script ends.
+  trap 'echo false' EXIT
   bindir=$(find_bindir)
   dir=$(mktemp -d /tmp/slate-pg.XXXXXX)
   chmod 755 "$dir"
@@ -39,11 +47,24 @@ start() {
   [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
   as_server_user "$bindir/initdb" -D "$dir/data" -U slate_admin --pwfile="$dir/pwfile" \
     -A scram-sha-256 -E UTF8 --locale=C -N >"$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; exit 1; }
+    || { cat "$dir/initdb.log" >&2; rm -rf "$dir"; exit 1; }
   rm -f "$dir/pwfile"
-  as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1" start >/dev/null \
-    || { cat "$dir/server.log" >&2; exit 1; }
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+      -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1" start >/dev/null 2>"$dir/pg_ctl.err"; then
+      break
+    fi
+    if [ "$attempt" -lt 5 ] && grep -q 'Address already in use' "$dir/server.log"; then
+      port=$(free_port)
+      as_server_user truncate -s 0 "$dir/server.log"
+      continue
+    fi
+    cat "$dir/pg_ctl.err" "$dir/server.log" >&2
+    rm -rf "$dir"
+    exit 1
+  done
+  trap - EXIT
   cat <<OUT
 export PGHOST=127.0.0.1
 export PGPORT=$port

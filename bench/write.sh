@@ -9,21 +9,24 @@
 #             statement (one round trip) that takes the id row lock with UPDATE id SET id = id + n
 #             RETURNING and inserts the n rows with those ids and one timestamp in a multi-row
 #             INSERT (NOTIFY trigger in place)
+#   floor2    the floor again, in a database of its own: an A/A control. floor2 / floor shows how
+#             far this machine's noise alone moves a ratio, so a ratio of ours is read against it
 #   raw       a multi-row INSERT into an events table with a bigserial id and no trigger
 #             (no gapless guarantee): what the contract costs
 # at each batch size (events per call), client count, with and without a LISTEN session,
 # against a throwaway cluster it starts itself. Variants run back to back inside each cell,
-# so they share the machine's noise. After every run the ids are checked to be 1..count with
+# so they share the machine's noise; their order turns by one place each run, so that no variant
+# always runs first (right after the reset of the previous cell). After every run the ids are checked to be 1..count with
 # no gap. Prints every run as CSV and a table of medians (events/s).
 #
 #   bench/write.sh [--duration S] [--runs N] [--batches "1 10 100 1000"] [--clients "1 2 4 8"]
-#                  [--listen "off on"] [--variants "floor ours v9 v8 original raw"] [--csv FILE]
+#                  [--listen "off on"] [--variants "floor floor2 ours v9 v8 original raw"] [--csv FILE]
 #   BENCH_PROFILE=dev bench/write.sh --duration 1 --runs 1 --batches 10 --clients 2 --listen on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=5 runs=3 batches="1 10 100 1000" clients_list="1 2 4 8" listen_modes="off on" csv=""
-variants="floor ours v9 v8 original raw"
+variants="floor floor2 ours v9 v8 original raw"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -58,6 +61,7 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # The databases.
 "$tool" -n w_ours -t source >/dev/null 2>&1
 "$tool" -n w_floor -t source >/dev/null 2>&1
+"$tool" -n w_floor2 -t source >/dev/null 2>&1
 createdb w_original
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
 createdb w_v9   # the previous release's insert_events (source V1-V9)
@@ -88,6 +92,7 @@ for b in $batches; do
   cp "$work/ours_$b.sql" "$work/v8_$b.sql"
   cp "$work/ours_$b.sql" "$work/v9_$b.sql"
   printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
+  cp "$work/floor_$b.sql" "$work/floor2_$b.sql"
   printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
 done
 
@@ -128,13 +133,20 @@ check_gapless() {
   echo "$count"
 }
 
+# rotate K A B C ...: the list turned left by K-1 places.
+rotate() {
+  local k=$(( ($1 - 1) % ($# - 1) )); shift
+  local list=("$@")
+  echo "${list[@]:$k}" "${list[@]:0:$k}"
+}
+
 results="$work/results.csv"
 echo "variant,batch,clients,listen,run,events_per_s,tps,events" > "$results"
 for run in $(seq 1 "$runs"); do
   for b in $batches; do
     for c in $clients_list; do
       for l in $listen_modes; do
-        for v in $variants; do
+        for v in $(rotate "$run" $variants); do
           [ "$v" = raw ] && [ "$l" = on ] && continue   # raw has no trigger: nothing to listen to
           reset_db "$v"
           [ "$l" = on ] && start_listener "$v"
@@ -160,11 +172,28 @@ cells = {}
 for r in rows:
     cells.setdefault((int(r["batch"]), int(r["clients"]), r["listen"]), {}).setdefault(r["variant"], []).append(float(r["events_per_s"]))
 print()
-print("| batch | clients | LISTEN | floor | ours | V9 | V8 | original | raw | ours / floor | ours / V9 | ours / V8 |")
-print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| batch | clients | LISTEN | floor | floor2 | ours | V9 | V8 | original | raw | floor2 / floor | ours / floor | ours / V9 | ours / V8 |")
+print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for (b, c, l), v in sorted(cells.items()):
     med = {k: statistics.median(x) for k, x in v.items()}
     fmt = lambda k: f"{med[k]:,.0f}" if k in med else "-"
     ratio = lambda a, d: f"{med[a] / med[d]:.2f}" if a in med and d in med and med[d] else "-"
-    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('ours')} | {fmt('v9')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('ours', 'floor')} | {ratio('ours', 'v9')} | {ratio('ours', 'v8')} |")
+    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('floor2')} | {fmt('ours')} | {fmt('v9')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('floor2', 'floor')} | {ratio('ours', 'floor')} | {ratio('ours', 'v9')} | {ratio('ours', 'v8')} |")
+
+# How many cells meet a ratio, and how far the A/A control itself strays from 1.
+def count(a, d, at_least):
+    n = total = 0
+    for v in cells.values():
+        if a in v and d in v:
+            total += 1
+            n += statistics.median(v[a]) >= at_least * statistics.median(v[d])
+    return n, total
+print()
+for a, d, t in (("floor2", "floor", 0.9), ("ours", "floor", 0.9), ("ours", "v9", 1.0), ("ours", "v8", 1.0)):
+    n, total = count(a, d, t)
+    if total:
+        print(f"{a} >= {t} x {d}: {n} of {total} cells")
+aa = [statistics.median(v["floor2"]) / statistics.median(v["floor"]) for v in cells.values() if "floor2" in v and "floor" in v]
+if aa:
+    print(f"floor2 / floor: {min(aa):.2f} to {max(aa):.2f}, median {statistics.median(aa):.2f}")
 PY

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The write path, measured: events per second through
 #   ours      insert_events as init-slate-db installs it (source V1-V10)
-#   v9        the previous release's (source V1-V9)
-#   v8        the release before (source V1-V8): ours must never be slower than V8 or V9
+#   vN        an earlier release's insert_events (source V1-VN), for example v9 (the previous
+#             release) and v8: ours must never be slower than V8 or V9
 #   original  the spec's insert_events and per-row NOTIFY trigger (source V1-V6, where V3 and V5
 #             are the original's SQL), kept only as the baseline
 #   floor     the least work the contract needs, by hand, on the same layout as ours: one
@@ -64,10 +64,13 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 "$tool" -n w_floor2 -t source >/dev/null 2>&1
 createdb w_original
 cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
-createdb w_v9   # the previous release's insert_events (source V1-V9)
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-9]__*.sql | sort -V) | psql_q -1 -d w_v9 >/dev/null
-createdb w_v8   # the release before (source V1-V8)
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-8]__*.sql | sort -V) | psql_q -1 -d w_v8 >/dev/null
+for v in $variants; do   # vN: the source migrations up to VN, as that release installed them
+  [[ $v =~ ^v([0-9]+)$ ]] || continue
+  upto=${BASH_REMATCH[1]}
+  createdb "w_$v"
+  cat migrations/shared/V1__*.sql $(ls migrations/source/V*__*.sql | sort -V | awk -v n="$upto" '{ split($0, a, "/V"); split(a[2], b, "__"); if (b[1] + 0 <= n) print }') \
+    | psql_q -1 -d "w_$v" >/dev/null
+done
 createdb w_raw
 psql_q -1 -d w_raw -f migrations/shared/V1__events_table.sql >/dev/null
 psql_q -d w_raw -c "CREATE SEQUENCE events_id_seq OWNED BY events.id; ALTER TABLE events ALTER id SET DEFAULT nextval('events_id_seq')"
@@ -89,8 +92,7 @@ for b in $batches; do
   done
   printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours_$b.sql"
   cp "$work/ours_$b.sql" "$work/original_$b.sql"
-  cp "$work/ours_$b.sql" "$work/v8_$b.sql"
-  cp "$work/ours_$b.sql" "$work/v9_$b.sql"
+  for v in $variants; do [[ $v =~ ^v[0-9]+$ ]] && cp "$work/ours_$b.sql" "$work/${v}_$b.sql"; done
   printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
   cp "$work/floor_$b.sql" "$work/floor2_$b.sql"
   printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
@@ -172,13 +174,17 @@ cells = {}
 for r in rows:
     cells.setdefault((int(r["batch"]), int(r["clients"]), r["listen"]), {}).setdefault(r["variant"], []).append(float(r["events_per_s"]))
 print()
-print("| batch | clients | LISTEN | floor | floor2 | ours | V9 | V8 | original | raw | floor2 / floor | ours / floor | ours / V9 | ours / V8 |")
-print("| ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+releases = sorted({r["variant"] for r in rows if r["variant"][0] == "v"}, key=lambda v: -int(v[1:]))
+columns = ["floor", "floor2", "ours"] + releases + ["original", "raw"]
+ratios = [("floor2", "floor"), ("ours", "floor")] + [("ours", v) for v in releases]
+name = lambda v: v.upper() if v in releases else v
+print("| batch | clients | LISTEN | " + " | ".join(name(c) for c in columns) + " | " + " | ".join(f"{name(a)} / {name(d)}" for a, d in ratios) + " |")
+print("| ---: | ---: | :---: |" + " ---: |" * (len(columns) + len(ratios)))
 for (b, c, l), v in sorted(cells.items()):
     med = {k: statistics.median(x) for k, x in v.items()}
     fmt = lambda k: f"{med[k]:,.0f}" if k in med else "-"
     ratio = lambda a, d: f"{med[a] / med[d]:.2f}" if a in med and d in med and med[d] else "-"
-    print(f"| {b} | {c} | {l} | {fmt('floor')} | {fmt('floor2')} | {fmt('ours')} | {fmt('v9')} | {fmt('v8')} | {fmt('original')} | {fmt('raw')} | {ratio('floor2', 'floor')} | {ratio('ours', 'floor')} | {ratio('ours', 'v9')} | {ratio('ours', 'v8')} |")
+    print(f"| {b} | {c} | {l} | " + " | ".join(fmt(k) for k in columns) + " | " + " | ".join(ratio(a, d) for a, d in ratios) + " |")
 
 # How many cells meet a ratio, and how far the A/A control itself strays from 1.
 def count(a, d, at_least):
@@ -189,7 +195,7 @@ def count(a, d, at_least):
             n += statistics.median(v[a]) >= at_least * statistics.median(v[d])
     return n, total
 print()
-for a, d, t in (("floor2", "floor", 0.9), ("ours", "floor", 0.9), ("ours", "v9", 1.0), ("ours", "v8", 1.0)):
+for a, d, t in [("floor2", "floor", 0.9), ("ours", "floor", 0.9)] + [("ours", v, 1.0) for v in releases]:
     n, total = count(a, d, t)
     if total:
         print(f"{a} >= {t} x {d}: {n} of {total} cells")

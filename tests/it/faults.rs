@@ -309,3 +309,80 @@ async fn two_runs_for_one_name_exclude_each_other_whatever_their_maintenance_dat
     verified(&cluster, "contested");
     no_temporary_left(&cluster).await;
 }
+
+#[tokio::test]
+async fn a_build_published_while_another_run_removes_it_as_abandoned_is_left_alone() {
+    let cluster = Cluster::start().await;
+    let name = "published_meanwhile";
+    let temp = temp_name(name);
+    // The first run has built the store and waits before publishing it.
+    let first = spawn(
+        cluster
+            .tool()
+            .args(["-n", name, "-t", "source"])
+            .env("INIT_SLATE_DB_TEST_PAUSE", "publishing")
+            .env("INIT_SLATE_DB_TEST_PAUSE_SECS", "8"),
+    );
+    first.wait_for("paused at publishing");
+    // Its marker now names a maintenance session that does not exist: to another run, the
+    // build looks abandoned.
+    let admin = cluster.superuser_client("postgres").await;
+    let row = admin
+        .query_one(
+            "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&temp],
+        )
+        .await
+        .unwrap();
+    let built_oid: u32 = row.get(0);
+    let mut marker: Value = serde_json::from_str(&row.get::<_, String>(1)).unwrap();
+    marker["backend_pid"] = Value::from(0);
+    admin
+        .batch_execute(&format!("COMMENT ON DATABASE {temp} IS $m${marker}$m$"))
+        .await
+        .unwrap();
+    // The second run examines it, finds it abandoned, and stops just before removing it.
+    let second = spawn(
+        cluster
+            .tool()
+            .args(["-n", name, "-t", "source", "--if-not-exists"])
+            .env("INIT_SLATE_DB_TEST_PAUSE", "removing-abandoned")
+            .env("INIT_SLATE_DB_TEST_PAUSE_SECS", "120"),
+    );
+    second.wait_for("paused at removing-abandoned");
+    // Meanwhile the first run publishes: the build is renamed to the requested name.
+    let first = first.finish(Duration::from_secs(60));
+    first.assert_code(0);
+    assert!(cluster.database_exists(name).await);
+    // The second run goes on (its pause is a pg_sleep on its maintenance session).
+    admin
+        .batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+              WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let second = second.finish(Duration::from_secs(60));
+    second.assert_code(0);
+    assert!(
+        second
+            .stdout()
+            .contains("exists and is a verified, up-to-date source store"),
+        "{}",
+        second.stdout()
+    );
+    assert!(
+        !second.stderr().contains("removed the temporary database"),
+        "{}",
+        second.stderr()
+    );
+    // The published store is the first run's build, not a second one built after a DROP.
+    let oid: u32 = admin
+        .query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(oid, built_oid);
+    verified(&cluster, name);
+    no_temporary_left(&cluster).await;
+}

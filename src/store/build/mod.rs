@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::connect::Connector;
 use crate::error::Error;
+use crate::hooks;
 use crate::identifier::Identifier;
 use crate::pg::{quote_identifier, PgFailure};
 
@@ -303,6 +304,8 @@ async fn drop_abandoned(
     oid: u32,
     whose: &str,
 ) -> Result<(), Error> {
+    // A test publishes the build here, between its examination and the DROP.
+    hooks::pause("removing-abandoned", Some(maintenance)).await;
     match drop_by_oid(maintenance, oid, temp, None).await {
         // Published (renamed) since it was examined: that store is not abandoned.
         Ok(None) => Ok(()),

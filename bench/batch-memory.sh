@@ -31,12 +31,10 @@ chmod 755 "$work"
 trap 'scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"; rm -rf "$work"' EXIT
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-createdb bm_original
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d bm_original >/dev/null
-createdb bm_v8
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-8]__*.sql | sort -V) | psql_q -1 -d bm_v8 >/dev/null
-createdb bm_v9
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-9]__*.sql | sort -V) | psql_q -1 -d bm_v9 >/dev/null
+. bench/lib.sh
+release_database bm_original 6
+release_database bm_v8 8
+release_database bm_v9 9
 "$tool" -n bm_ours -t source >/dev/null 2>&1
 
 # The VALUES text of n events of about 100 bytes each.

@@ -32,15 +32,8 @@ trap 'scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"; rm -rf "$work"' EXIT
 "$tool" -n p_floor -t source >/dev/null 2>&1
 
 # The same events and statements as bench/write.sh.
-values="" floor_values=""
-for i in $(seq 1 "$batch"); do
-  e=$(printf '{"entityName":"Order","entityId":"order-%06d","operation":"update","propertyName":"status","value":"shipped-to-warehouse-%04d","metadata":{"command":"ship-order","user":"bench-user","correlationId":"c0ffee-%08d"}}' "$i" "$i" "$i")
-  sep=$([ "$i" -gt 1 ] && echo "," || true)
-  values+="$sep(\$1[$i], \$2, '$e')"
-  floor_values+="$sep($i, '$e')"
-done
-printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours.sql"
-printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$batch" "$batch" "$floor_values" > "$work/floor.sql"
+. bench/lib.sh
+write_statements "$batch" "$work"
 
 profile() {
   local v=$1 pid before after

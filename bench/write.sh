@@ -57,45 +57,31 @@ cleanup() {
 trap cleanup EXIT
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+. bench/lib.sh
 
 # The databases.
 "$tool" -n w_ours -t source >/dev/null 2>&1
 "$tool" -n w_floor -t source >/dev/null 2>&1
 "$tool" -n w_floor2 -t source >/dev/null 2>&1
-createdb w_original
-cat migrations/shared/V1__*.sql $(ls migrations/source/V[2-6]__*.sql | sort -V) | psql_q -1 -d w_original >/dev/null
+release_database w_original 6
 for v in $variants; do   # vN: the source migrations up to VN, as that release installed them
-  [[ $v =~ ^v([0-9]+)$ ]] || continue
-  upto=${BASH_REMATCH[1]}
-  createdb "w_$v"
-  cat migrations/shared/V1__*.sql $(ls migrations/source/V*__*.sql | sort -V | awk -v n="$upto" '{ split($0, a, "/V"); split(a[2], b, "__"); if (b[1] + 0 <= n) print }') \
-    | psql_q -1 -d "w_$v" >/dev/null
+  [[ $v =~ ^v([0-9]+)$ ]] && release_database "w_$v" "${BASH_REMATCH[1]}"
 done
 createdb w_raw
 psql_q -1 -d w_raw -f migrations/shared/V1__events_table.sql >/dev/null
 psql_q -d w_raw -c "CREATE SEQUENCE events_id_seq OWNED BY events.id; ALTER TABLE events ALTER id SET DEFAULT nextval('events_id_seq')"
 
-# About 200 bytes of JSON per event, carrying the indexed keys.
-event() {
-  printf '{"entityName":"Order","entityId":"order-%06d","operation":"update","propertyName":"status","value":"shipped-to-warehouse-%04d","metadata":{"command":"ship-order","user":"bench-user","correlationId":"c0ffee-%08d"}}' "$1" "$1" "$1"
-}
-
 # pgbench scripts per variant and batch size.
 for b in $batches; do
-  values="" floor_values="" raw_values=""
-  for i in $(seq 1 "$b"); do
-    e=$(event "$i")
-    sep=$([ "$i" -gt 1 ] && echo "," || true)
-    values+="$sep(\$1[$i], \$2, '$e')"
-    floor_values+="$sep($i, '$e')"
-    raw_values+="$sep(now(), '$e')"
+  mkdir "$work/$b"
+  write_statements "$b" "$work/$b"
+  for v in $variants; do
+    case $v in
+      floor | floor2) cp "$work/$b/floor.sql" "$work/${v}_$b.sql" ;;
+      raw) cp "$work/$b/raw.sql" "$work/${v}_$b.sql" ;;
+      *) cp "$work/$b/ours.sql" "$work/${v}_$b.sql" ;;   # ours, original, vN: one insert_events call
+    esac
   done
-  printf 'SELECT insert_events($v$%s$v$);\n' "$values" > "$work/ours_$b.sql"
-  cp "$work/ours_$b.sql" "$work/original_$b.sql"
-  for v in $variants; do [[ $v =~ ^v[0-9]+$ ]] && cp "$work/ours_$b.sql" "$work/${v}_$b.sql"; done
-  printf 'WITH next AS (UPDATE id SET id = id + %d RETURNING id - %d - 1 AS start) INSERT INTO events (id, ts, event) SELECT next.start + v.i, now(), v.e::jsonb FROM next, (VALUES %s) AS v(i, e);\n' "$b" "$b" "$floor_values" > "$work/floor_$b.sql"
-  cp "$work/floor_$b.sql" "$work/floor2_$b.sql"
-  printf 'INSERT INTO events (ts, event) VALUES %s;\n' "$raw_values" > "$work/raw_$b.sql"
 done
 
 reset_db() {

@@ -23,6 +23,8 @@ as_server_user() {
 free_port() {
   local port low=32768
   [ -r /proc/sys/net/ipv4/ip_local_port_range ] && read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  # A range starting that low leaves no room below it: then any port from 10000 up, and the
+  # retry in start() handles a clash.
   [ "$low" -gt 11024 ] || low=61000
   for _ in $(seq 1 50); do
     port=$((10000 + RANDOM % (low - 10000)))

@@ -167,15 +167,12 @@ pub enum Error {
     #[error("{0}")]
     MissingPrivilege(String),
 
-    #[error(
-        "initializing {layout} database \"{database}\" failed while {step}: {failure}; {cleanup}"
-    )]
+    #[error("initializing {layout} database \"{database}\" failed while {step}: {failure}")]
     Initialization {
         database: String,
         layout: &'static str,
         step: String,
         failure: String,
-        cleanup: String,
     },
 
     #[error("applying {versions} to \"{database}\" failed and was rolled back: {failure}")]
@@ -224,21 +221,19 @@ pub enum Error {
     #[error("{step} failed: {failure}")]
     Query { step: String, failure: PgFailure },
 
-    #[error("interrupted while {step}; {cleanup}")]
-    Interrupted { step: String, cleanup: String },
+    /// Ctrl-C or SIGTERM; [`Error::CleanedUp`] around it says what was undone.
+    #[error("interrupted while {step}")]
+    Interrupted { step: String },
 
-    /// A restore step failed after the target was touched: what was undone, and why.
-    #[error("restore into \"{database}\" failed, nothing was committed: {cause}; {cleanup}")]
-    RestoreAbandoned {
-        database: String,
-        cause: Box<Error>,
-        cleanup: String,
-    },
+    /// A restore step failed after the target was touched.
+    #[error("restore into \"{database}\" failed, nothing was committed: {cause}")]
+    RestoreAbandoned { database: String, cause: Box<Error> },
 
     #[error("{0}")]
     Internal(String),
 
-    /// A failure after which the run removed what it had created: the cause, then what was done.
+    /// A failure after which the run undid what it had done: the cause, then what was undone.
+    /// The one wrapper for clean-up reports (see [`Error::cleaned_up`]).
     #[error("{cause}; {cleanup}")]
     CleanedUp { cause: Box<Error>, cleanup: String },
 }
@@ -301,43 +296,27 @@ impl Error {
         }
     }
 
-    /// Adds what the clean-up did to the message (`None`: there was nothing to clean up).
-    pub fn with_cleanup(self, cleanup: Option<String>) -> Error {
-        let Some(cleanup) = cleanup else {
-            return match self {
-                Error::Interrupted { step, .. } => Error::Interrupted {
-                    step,
-                    cleanup: "nothing was created".into(),
-                },
-                other => other,
-            };
+    /// Adds what the clean-up did (`None`: there was nothing to undo) to the error.
+    pub fn cleaned_up(self, cleanup: Option<String>) -> Error {
+        let cleanup = match cleanup {
+            Some(cleanup) => cleanup,
+            None if self.is_interrupted() => "nothing was created".into(),
+            None => return self,
         };
+        Error::CleanedUp {
+            cause: Box::new(self),
+            cleanup,
+        }
+    }
+
+    /// Whether a signal ended the run.
+    pub fn is_interrupted(&self) -> bool {
         match self {
-            Error::Initialization {
-                database,
-                layout,
-                step,
-                failure,
-                ..
-            } => Error::Initialization {
-                database,
-                layout,
-                step,
-                failure,
-                cleanup,
-            },
-            Error::Interrupted { step, .. } => Error::Interrupted { step, cleanup },
-            Error::RestoreAbandoned {
-                database, cause, ..
-            } => Error::RestoreAbandoned {
-                database,
-                cause,
-                cleanup,
-            },
-            other => Error::CleanedUp {
-                cause: Box::new(other),
-                cleanup,
-            },
+            Error::Interrupted { .. } => true,
+            Error::CleanedUp { cause, .. } | Error::RestoreAbandoned { cause, .. } => {
+                cause.is_interrupted()
+            }
+            _ => false,
         }
     }
 }

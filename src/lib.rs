@@ -5,18 +5,20 @@
 //! [`Error`] becomes a message on stderr and an exit code.
 //!
 //! Modules, top to bottom (imports point only down): `cli` → `commands` → `output` → `store` →
-//! `connect`, `lock`, `shutdown`, `logging` → `error` → `pg`, `identifier`.
+//! `connect`, `lock`, `retry`, `guarded`, `shutdown`, `logging` → `error` → `pg`, `identifier`.
 
 pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod error;
+pub mod guarded;
 pub mod hooks;
 pub mod identifier;
 pub mod lock;
 pub mod logging;
 pub mod output;
 pub mod pg;
+pub mod retry;
 pub mod shutdown;
 pub mod store;
 
@@ -24,7 +26,7 @@ pub use error::Error;
 
 use std::process::ExitCode;
 
-use commands::{create, list, migrate, restore, status, verify};
+use commands::{create, lifecycle, list, restore, status, verify};
 use shutdown::Shutdown;
 
 /// Runs a parsed invocation to completion on a fresh Tokio runtime, listening for Ctrl-C and
@@ -43,9 +45,11 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
             cli::Command::Create(settings) => create::run(connection, settings, &shutdown).await,
             cli::Command::Status(settings) => status::run(connection, settings).await,
             cli::Command::Migrate(settings) => {
-                migrate::migrate(connection, settings, &shutdown).await
+                lifecycle::migrate(connection, settings, &shutdown).await
             }
-            cli::Command::Adopt(settings) => migrate::adopt(connection, settings, &shutdown).await,
+            cli::Command::Adopt(settings) => {
+                lifecycle::adopt(connection, settings, &shutdown).await
+            }
             cli::Command::Restore(settings) => restore::run(connection, *settings, &shutdown).await,
             cli::Command::Verify(settings) => verify::run(connection, *settings).await,
             cli::Command::List(settings) => list::run(connection, settings).await,

@@ -1,12 +1,13 @@
 //! Advisory locks: every command that changes a database holds one for its whole run, so two
 //! runs at once take turns instead of colliding (refinery takes no lock of its own).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::error::Error;
+use crate::retry::{self, Backoff};
 
 /// The first key of every init-slate-db advisory lock ("slate" in hex speak).
 const LOCK_NAMESPACE: i32 = 0x51A7E;
@@ -21,8 +22,19 @@ pub const DEFAULT_DDL_LOCK_TIMEOUT_MS: &str = "2000";
 /// The lock in a store's own database that every command changing it holds (`migrate`,
 /// `adopt`, `create --if-not-exists`, `restore --into-existing`), and that `status` takes shared
 /// so that it never reads the catalog in the middle of their DDL. Runs creating or restoring a
-/// new store exclude each other by its temporary database instead (see `store::build`).
+/// new store exclude each other by its temporary database instead (see `store::staging`).
 pub const TARGET_LOCK: &str = "migrate";
+
+/// How long a command waits on other sessions: the two timeouts every changing command takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// `--lock-timeout`: for another run's lock or build, and overall for a migration's table
+    /// locks.
+    pub lock_timeout: Duration,
+    /// `--ddl-lock-timeout`: the longest one attempt of a migration queues for a table lock,
+    /// and so holds writers up.
+    pub ddl_lock_timeout: Duration,
+}
 
 /// Takes the session-level advisory lock named `name` on `client`'s database, waiting up to
 /// `timeout` and logging who holds it. Released when the connection closes.
@@ -41,8 +53,7 @@ async fn take(client: &Client, name: &str, timeout: Duration, shared: bool) -> R
     } else {
         "SELECT pg_try_advisory_lock($1, hashtext($2))"
     };
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(retry::WAIT_FOR_OTHER_RUN, Some(timeout));
     let mut logged_holder = None;
     loop {
         let locked: bool = client
@@ -54,7 +65,7 @@ async fn take(client: &Client, name: &str, timeout: Duration, shared: bool) -> R
             if logged_holder.is_some() {
                 info!(
                     lock = name,
-                    waited_ms = started.elapsed().as_millis() as u64,
+                    waited_ms = backoff.elapsed().as_millis() as u64,
                     "lock acquired"
                 );
             }
@@ -65,15 +76,13 @@ async fn take(client: &Client, name: &str, timeout: Duration, shared: bool) -> R
             warn!(lock = name, holder = %holder, "waiting for another run to release the lock");
             logged_holder = Some(holder.clone());
         }
-        if started.elapsed() >= timeout {
+        if !backoff.pause().await {
             return Err(Error::LockTimeout {
                 lock: name.to_string(),
                 holder,
                 timeout_secs: timeout.as_secs(),
             });
         }
-        tokio::time::sleep(delay.min(timeout.saturating_sub(started.elapsed()))).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

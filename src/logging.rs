@@ -18,7 +18,8 @@ pub const FORMAT_ENV: &str = "INIT_SLATE_DB_LOG_FORMAT";
 const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn,rustls=warn";
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum LogFormat {
     /// Lines for people.
     Text,
@@ -29,11 +30,7 @@ pub enum LogFormat {
 impl LogFormat {
     /// Parses a `--log-format` value.
     pub fn parse(value: &str) -> Option<LogFormat> {
-        match value {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
+        value.parse().ok()
     }
 }
 

@@ -38,10 +38,12 @@ impl Shutdown {
             wait_for_signal().await;
             let _ = sender.send(true);
             if unguarded.load(Ordering::SeqCst) == 0 {
-                let code = crate::logging::report_error(&Error::Interrupted {
+                let interrupted = Error::Interrupted {
                     step: "starting".into(),
-                    cleanup: "nothing had been changed".into(),
-                });
+                };
+                let code = crate::logging::report_error(
+                    &interrupted.cleaned_up(Some("nothing had been changed".into())),
+                );
                 std::process::exit(code.into());
             }
             // Keep the sender: a closed channel would read as "requested" to nobody.

@@ -7,16 +7,18 @@ mod validate;
 use std::io::IsTerminal;
 
 use clap::{CommandFactory, FromArgMatches};
+use strum::VariantNames;
 
 use crate::commands::create::CreateSettings;
+use crate::commands::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::commands::list::ListSettings;
-use crate::commands::migrate::{AdoptSettings, MigrateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
 use crate::commands::verify::VerifySettings;
 use crate::connect::ConnectionSettings;
 use crate::error::{exit_codes_help, Error};
 use crate::logging::{LogFormat, LoggingSettings, FORMAT_ENV};
+use crate::output;
 
 pub use args::{Cli, SubCommand};
 
@@ -108,18 +110,18 @@ where
     let logging = logging_settings(cli.common.log_format.as_deref(), &mut problems);
     let outcome = match &cli.command {
         Some(SubCommand::Completions { shell }) => {
-            clap_complete::generate(
-                *shell,
-                &mut command(),
-                "init-slate-db",
-                &mut std::io::stdout(),
-            );
-            Ok(None)
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command(), "init-slate-db", &mut script);
+            output::print_stdout(&script).map(|()| None)
         }
-        Some(SubCommand::Man) => clap_mangen::Man::new(command())
-            .render(&mut std::io::stdout())
-            .map(|()| None)
-            .map_err(|e| Error::Internal(format!("cannot print the man page: {e}"))),
+        Some(SubCommand::Man) => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command())
+                .render(&mut page)
+                .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))
+                .and_then(|()| output::print_stdout(&page))
+                .map(|()| None)
+        }
         _ => validate::validate(cli, &matches, logging.clone(), problems).map(Some),
     };
     Parsed { logging, outcome }
@@ -134,9 +136,7 @@ fn logging_settings(option: Option<&str>, problems: &mut Vec<String>) -> Logging
         (None, None) => ("text".to_string(), ""),
     };
     let format = LogFormat::parse(&value).unwrap_or_else(|| {
-        problems.push(format!(
-            "{from} {value:?} is invalid: it must be \"text\" or \"json\""
-        ));
+        problems.push(validate::invalid_choice(from, &value, LogFormat::VARIANTS));
         LogFormat::Text
     });
     LoggingSettings {
@@ -169,10 +169,13 @@ fn clap_outcome(error: clap::Error) -> Result<Option<Invocation>, Error> {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            error
-                .print()
-                .map_err(|e| Error::Internal(format!("cannot print help: {e}")))?;
-            Ok(None)
+            match error.print() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Internal(format!("cannot print help: {e}")))
+                }
+                // A reader that closed the pipe had all it wanted.
+                _ => Ok(None),
+            }
         }
         _ => {
             let rendered = error.render().to_string();

@@ -8,8 +8,8 @@ use clap::ArgMatches;
 use super::args::{Cli, CreateArgs, RestoreArgs, SubCommand, VerifyArgs};
 use super::{Command, Invocation};
 use crate::commands::create::CreateSettings;
+use crate::commands::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::commands::list::ListSettings;
-use crate::commands::migrate::{AdoptSettings, MigrateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
 use crate::commands::verify::VerifySettings;
@@ -17,10 +17,13 @@ use crate::connect::settings::ENVIRONMENT;
 use crate::connect::{conninfo, read_stdin, ConnectionSettings, OtherServer, OtherServerOptions};
 use crate::error::Error;
 use crate::identifier::{Identifier, MAX_IDENTIFIER_BYTES};
+use crate::lock::Waits;
 use crate::logging::LoggingSettings;
 use crate::output::OutputFormat;
-use crate::store::build::TEMP_PREFIX;
+use crate::store::digest::TsPrecision;
 use crate::store::layout::Layout;
+use crate::store::staging::TEMP_PREFIX;
+use strum::VariantNames;
 
 /// Checks every option and reports all problems together.
 pub(super) fn validate(
@@ -38,17 +41,15 @@ pub(super) fn validate(
         &mut problems,
     );
     let url_database = connection.as_ref().and_then(|c| c.database.as_deref());
-    let format = match cli.common.format.as_str() {
-        "text" => OutputFormat::Text,
-        "json" => OutputFormat::Json,
-        other => {
-            problems.push(format!(
-                "--format {other:?} is invalid: it must be \"text\" or \"json\""
-            ));
-            OutputFormat::Text
-        }
-    };
-    let lock_timeout = match cli.common.lock_timeout.parse::<u64>() {
+    let format = cli.common.format.parse().unwrap_or_else(|_| {
+        problems.push(invalid_choice(
+            "--format",
+            &cli.common.format,
+            OutputFormat::VARIANTS,
+        ));
+        OutputFormat::Text
+    });
+    let lock_timeout_secs = match cli.common.lock_timeout.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => {
             problems.push(format!(
@@ -59,7 +60,7 @@ pub(super) fn validate(
         }
     };
 
-    let ddl_lock_timeout = match cli.common.ddl_lock_timeout.parse::<u64>() {
+    let ddl_lock_timeout_ms = match cli.common.ddl_lock_timeout.parse::<u64>() {
         Ok(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms),
         _ => {
             problems.push(format!(
@@ -69,6 +70,10 @@ pub(super) fn validate(
             Duration::ZERO
         }
     };
+    let waits = Waits {
+        lock_timeout: lock_timeout_secs,
+        ddl_lock_timeout: ddl_lock_timeout_ms,
+    };
 
     if cli.command.is_some() && cli.create.was_given() {
         problems.push(
@@ -76,29 +81,18 @@ pub(super) fn validate(
         );
     }
     let command = match cli.command {
-        None => validate_create(
-            cli.create,
-            url_database,
-            format,
-            (lock_timeout, ddl_lock_timeout),
-            &mut problems,
-        )
-        .map(Command::Create),
-        Some(SubCommand::Create(create)) => validate_create(
-            create,
-            url_database,
-            format,
-            (lock_timeout, ddl_lock_timeout),
-            &mut problems,
-        )
-        .map(Command::Create),
+        None => validate_create(cli.create, url_database, format, waits, &mut problems)
+            .map(Command::Create),
+        Some(SubCommand::Create(create)) => {
+            validate_create(create, url_database, format, waits, &mut problems).map(Command::Create)
+        }
         Some(SubCommand::Status(args)) => {
             let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             database.map(|database| {
                 Command::Status(StatusSettings {
                     database,
                     format,
-                    lock_timeout,
+                    lock_timeout: waits.lock_timeout,
                 })
             })
         }
@@ -110,8 +104,7 @@ pub(super) fn validate(
                     database,
                     layout,
                     dry_run: args.dry_run,
-                    lock_timeout,
-                    ddl_lock_timeout,
+                    waits,
                     format,
                 })
             })
@@ -125,8 +118,7 @@ pub(super) fn validate(
                     layout,
                     baseline_only: args.baseline_only,
                     dry_run: args.dry_run,
-                    lock_timeout,
-                    ddl_lock_timeout,
+                    waits,
                     format,
                 })
             })
@@ -136,7 +128,7 @@ pub(super) fn validate(
             connection.as_ref(),
             url_database,
             format,
-            lock_timeout,
+            waits.lock_timeout,
             &mut problems,
         )
         .map(|settings| Command::Restore(Box::new(settings))),
@@ -206,7 +198,7 @@ fn validate_create(
     args: CreateArgs,
     url_database: Option<&str>,
     format: OutputFormat,
-    (lock_timeout, ddl_lock_timeout): (Duration, Duration),
+    waits: Waits,
     problems: &mut Vec<String>,
 ) -> Option<CreateSettings> {
     let new_database = new_database_name(
@@ -236,8 +228,7 @@ fn validate_create(
         keep_on_failure: args.keep_on_failure,
         if_not_exists: args.if_not_exists,
         into_existing: args.into_existing,
-        lock_timeout,
-        ddl_lock_timeout,
+        waits,
         format,
     })
 }
@@ -268,12 +259,13 @@ fn validate_verify(
             }
         },
     };
-    let ts_millis = match args.ts_precision.as_str() {
-        "exact" => false,
-        "ms" => true,
-        other => {
-            problems.push(format!(
-                "--ts-precision {other:?} is invalid: it must be \"exact\" or \"ms\""
+    let ts_millis = match args.ts_precision.parse::<TsPrecision>() {
+        Ok(precision) => precision == TsPrecision::Ms,
+        Err(_) => {
+            problems.push(invalid_choice(
+                "--ts-precision",
+                &args.ts_precision,
+                TsPrecision::VARIANTS,
             ));
             false
         }
@@ -396,13 +388,22 @@ fn new_database_name(
 }
 
 fn parse_layout(value: &str, problems: &mut Vec<String>) -> Option<Layout> {
-    let layout = Layout::parse(value);
+    let layout = value.parse().ok();
     if layout.is_none() {
-        problems.push(format!(
-            "--table-type {value:?} is invalid: it must be \"source\" or \"destination\""
-        ));
+        problems.push(invalid_choice("--table-type", value, Layout::VARIANTS));
     }
     layout
+}
+
+/// `--OPTION "VALUE" is invalid: it must be "a" or "b"` (or `"a", "b" or "c"`).
+pub(super) fn invalid_choice(option: &str, value: &str, choices: &[&str]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+    let list = match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!("{option} {value:?} is invalid: it must be {list}")
 }
 
 fn optional_layout(value: Option<&str>, problems: &mut Vec<String>) -> Option<Layout> {

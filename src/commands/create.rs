@@ -1,5 +1,7 @@
-//! The create job: check, build the store under a temporary name, publish it under its own, and
-//! remove what a failed or interrupted run created.
+//! The create job: a short script over the staging pipeline ([`crate::store::staging`]):
+//! check, build the store under a temporary name, publish it under its own, and remove what a
+//! failed or interrupted run created. `--if-not-exists` on an existing store goes the lifecycle
+//! path instead, and `--into-existing` applies the layout into an existing, empty database.
 
 use std::time::{Duration, Instant};
 
@@ -7,15 +9,15 @@ use tracing::{info, info_span, Instrument};
 
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
-use crate::hooks;
+use crate::guarded::guarded;
 use crate::identifier::Identifier;
-use crate::lock;
+use crate::lock::Waits;
 use crate::output::{self, CreateAction, CreatePlan, CreateReport, OutputFormat, PlannedMigration};
 use crate::shutdown::Shutdown;
-use crate::store::build::{self, Claim, Ledger};
-use crate::store::layout::Layout;
+use crate::store::layout::{AppliedMigration, Layout};
+use crate::store::lifecycle::{self, Upgrade};
 use crate::store::provision;
-use crate::store::upgrade::{self, Existing};
+use crate::store::staging::{self, Ledger, Staging};
 
 /// Validated settings of one create run.
 pub struct CreateSettings {
@@ -33,10 +35,8 @@ pub struct CreateSettings {
     pub if_not_exists: bool,
     /// Apply the layout into an existing, empty database instead of creating one.
     pub into_existing: bool,
-    /// How long to wait for another run creating the same name.
-    pub lock_timeout: Duration,
-    /// How long one attempt of a migration waits for a table lock (`--if-not-exists`).
-    pub ddl_lock_timeout: Duration,
+    /// `--lock-timeout` for another run creating the same name; both for `--if-not-exists`.
+    pub waits: Waits,
     /// Text or JSON result on stdout.
     pub format: OutputFormat,
 }
@@ -48,7 +48,6 @@ pub async fn run(
     settings: CreateSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
-    let _guard = shutdown.guard();
     info!(
         host = %connection.host,
         port = connection.port,
@@ -66,30 +65,23 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
     let mut connector = Connector::new(connection)?;
-    let canceller = connector.canceller();
+    let cancellers = [connector.canceller()];
     let ledger = Ledger::new(&settings.maintenance_db);
-    let outcome = tokio::select! {
-        result = create(&mut connector, &settings, &ledger) => result,
-        () = shutdown.requested() => Err(Error::Interrupted {
-            step: ledger.current_step().into(),
-            cleanup: String::new(),
-        }),
-    };
-    match outcome {
-        Ok(report) => {
-            output::emit(&report, settings.format);
-            Ok(())
-        }
-        Err(error) => {
-            if matches!(error, Error::Interrupted { .. }) {
-                canceller.cancel_all().await;
-            }
-            let cleanup = build::discard(&mut connector, &ledger, settings.keep_on_failure)
+    let report = guarded(
+        shutdown,
+        &cancellers,
+        || ledger.current_step(),
+        &mut connector,
+        async |connector| create(connector, &settings, &ledger).await,
+        async |connector, error| {
+            let cleanup = staging::discard(connector, &ledger, settings.keep_on_failure)
                 .instrument(info_span!("cleanup", database = %settings.new_database))
                 .await;
-            Err(error.with_cleanup(cleanup))
-        }
-    }
+            error.cleaned_up(cleanup)
+        },
+    )
+    .await?;
+    output::emit(&report, settings.format)
 }
 
 /// The steps: checks, the name claimed under a temporary database, the layout applied there,
@@ -100,70 +92,53 @@ async fn create(
     ledger: &Ledger,
 ) -> Result<CreateReport, Error> {
     let started = Instant::now();
-    let name = &settings.new_database;
-    let layout = settings.layout;
-    let report = |action, migrations_applied, connector: &Connector| CreateReport {
-        format_version: output::FORMAT_VERSION,
-        database: name.to_string(),
-        layout,
-        action,
-        endpoint: connector.settings().endpoint(),
-        migrations_applied,
-        duration_ms: started.elapsed().as_millis() as u64,
-        dry_run_text: None,
-    };
     if settings.into_existing {
         return into_existing(connector, settings, started, ledger).await;
     }
-    ledger.step("connecting");
-    let maintenance = connector.connect(&settings.maintenance_db).await?;
-    ledger.step("checking the role and the name");
-    let checked = provision::preflight(&maintenance, connector, name, layout)
-        .instrument(info_span!("preflight", database = %name))
-        .await;
-    match checked {
+    let name = &settings.new_database;
+    let checked = match staging::check(connector, ledger, name, settings.layout).await {
         Err(Error::DatabaseExists { .. }) if settings.if_not_exists => {
             return existing(connector, settings, started).await;
         }
         other => other?,
-    }
-    if settings.dry_run {
-        let mut dry = report(CreateAction::DryRun, Vec::new(), connector);
-        dry.dry_run_text =
-            Some(dry_run_plan(connector, &settings.maintenance_db, name, layout).text());
-        info!("dry run: all checks passed; nothing was created or changed");
-        return Ok(dry);
-    }
-
-    ledger.step("waiting for the name");
-    let claimed = build::claim(&maintenance, connector, name, settings.lock_timeout, ledger)
-        .instrument(info_span!("claim", database = %name))
-        .await?;
-    let build = match claimed {
-        Claim::Building(build) => build,
-        // Another run finished a store under this name while this one waited.
-        Claim::NameTaken if settings.if_not_exists => {
-            return existing(connector, settings, started).await;
-        }
-        Claim::NameTaken => {
-            return Err(Error::DatabaseExists {
-                database: name.to_string(),
-                endpoint: connector.settings().endpoint(),
-            })
-        }
     };
-    hooks::pause("created", None).await;
-    let applied = provision::initialize(connector, &build, layout, ledger).await?;
-    ledger.step("publishing the store under its name");
-    hooks::pause("publishing", None).await;
-    build::publish(
-        &maintenance,
-        &build,
-        &connector.settings().endpoint(),
-        ledger,
-    )
-    .await?;
-    Ok(report(CreateAction::Created, applied, connector))
+    if settings.dry_run {
+        let plan = dry_run_plan(connector, &settings.maintenance_db, name, settings.layout);
+        info!("dry run: all checks passed; nothing was created or changed");
+        return Ok(report(
+            settings,
+            connector,
+            CreateAction::DryRun,
+            Vec::new(),
+            started,
+        )
+        .with_plan(plan));
+    }
+    let built = checked
+        .build(
+            connector,
+            settings.waits.lock_timeout,
+            ledger,
+            async |_, _| Ok(()),
+        )
+        .await?;
+    match built {
+        Staging::Published { applied, .. } => Ok(report(
+            settings,
+            connector,
+            CreateAction::Created,
+            applied,
+            started,
+        )),
+        // Another run finished a store under this name while this one waited.
+        Staging::NameTaken if settings.if_not_exists => {
+            existing(connector, settings, started).await
+        }
+        Staging::NameTaken => Err(Error::DatabaseExists {
+            database: name.to_string(),
+            endpoint: connector.settings().endpoint(),
+        }),
+    }
 }
 
 /// `--into-existing`: the database exists (made by a console or Terraform) and must hold nothing
@@ -178,47 +153,49 @@ async fn into_existing(
 ) -> Result<CreateReport, Error> {
     let name = settings.new_database.as_str();
     ledger.step("connecting to the existing database");
-    let mut client = connector.connect(name).await?;
-    if !settings.dry_run {
-        ledger.step("waiting for the database's lock");
-        lock::acquire(&client, lock::TARGET_LOCK, settings.lock_timeout).await?;
-    }
+    let mut client = lifecycle::connect_locked(
+        connector,
+        name,
+        settings.dry_run,
+        settings.waits.lock_timeout,
+    )
+    .await?;
     ledger.step("checking that the database is empty");
     let objects = provision::own_objects(&client).await?;
     if !objects.is_empty() {
-        let is_store = objects
-            .iter()
-            .any(|o| o.ends_with(".events") || o.ends_with(".refinery_schema_history"));
-        if settings.if_not_exists && is_store {
+        if settings.if_not_exists && objects.iter().any(|o| o.is_store_table()) {
             drop(client);
             return existing(connector, settings, started).await;
         }
         return Err(Error::NotEmpty {
             database: name.to_string(),
-            objects: objects.join(", "),
+            objects: objects
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
-    let mut report = CreateReport {
-        format_version: output::FORMAT_VERSION,
-        database: name.to_string(),
-        layout: settings.layout,
-        action: CreateAction::DryRun,
-        endpoint: connector.settings().endpoint(),
-        migrations_applied: Vec::new(),
-        duration_ms: 0,
-        dry_run_text: None,
-    };
     if settings.dry_run {
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        return Ok(report);
+        return Ok(report(
+            settings,
+            connector,
+            CreateAction::DryRun,
+            Vec::new(),
+            started,
+        ));
     }
     ledger.step("applying migrations");
-    report.migrations_applied =
+    let applied =
         provision::initialize_existing(&mut client, name, settings.layout, connector.user())
             .await?;
-    report.action = CreateAction::Initialized;
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(report(
+        settings,
+        connector,
+        CreateAction::Initialized,
+        applied,
+        started,
+    ))
 }
 
 /// `--if-not-exists` found the database: verify it, and apply what it lacks.
@@ -227,39 +204,60 @@ async fn existing(
     settings: &CreateSettings,
     started: Instant,
 ) -> Result<CreateReport, Error> {
-    let existing = upgrade::bring_existing_up_to_date(
+    let (mut client, audit) = lifecycle::open(
         connector,
         settings.new_database.as_str(),
-        settings.layout,
+        Some(settings.layout),
         settings.dry_run,
-        settings.lock_timeout,
-        settings.ddl_lock_timeout,
+        settings.waits.lock_timeout,
     )
     .await?;
-    let (action, applied) = match existing {
-        Existing::UpToDate => (CreateAction::Existed, Vec::new()),
-        Existing::Pending => (CreateAction::DryRun, Vec::new()),
-        Existing::Migrated(applied) => (CreateAction::Migrated, applied),
+    let upgrade = lifecycle::bring_up_to_date(
+        &mut client,
+        audit,
+        settings.dry_run,
+        settings.waits,
+        "--if-not-exists refused",
+    )
+    .await?;
+    let (action, applied) = match upgrade {
+        Upgrade::UpToDate(_) => (CreateAction::Existed, Vec::new()),
+        Upgrade::Pending(_) => (CreateAction::DryRun, Vec::new()),
+        Upgrade::Migrated { applied, .. } => (CreateAction::Migrated, applied),
     };
-    Ok(CreateReport {
+    Ok(report(settings, connector, action, applied, started))
+}
+
+fn report(
+    settings: &CreateSettings,
+    connector: &Connector,
+    action: CreateAction,
+    migrations_applied: Vec<AppliedMigration>,
+    started: Instant,
+) -> CreateReport {
+    CreateReport {
         format_version: output::FORMAT_VERSION,
         database: settings.new_database.to_string(),
         layout: settings.layout,
         action,
         endpoint: connector.settings().endpoint(),
-        migrations_applied: applied,
-        duration_ms: started.elapsed().as_millis() as u64,
-        dry_run_text: None,
-    })
+        migrations_applied,
+        duration_ms: elapsed_ms(started),
+        plan: None,
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The dry run's parameters, checks and migrations.
-fn dry_run_plan<'a>(
+fn dry_run_plan(
     connector: &Connector,
     maintenance_db: &str,
-    database: &'a Identifier,
+    database: &Identifier,
     layout: Layout,
-) -> CreatePlan<'a> {
+) -> CreatePlan {
     let settings = connector.settings();
     let password = if settings.password.is_some() {
         "(given, not shown)"
@@ -277,22 +275,23 @@ fn dry_run_plan<'a>(
     if layout.needs_dblink() {
         checks.push("the dblink extension is available (whether this role may install it is tried in the database being built)".into());
     }
+    let connect_timeout: Duration = settings.connect_timeout;
     CreatePlan {
         parameters: vec![
-            ("host", settings.host.clone()),
-            ("port", settings.port.to_string()),
-            ("user", connector.user().to_string()),
-            ("password", password.to_string()),
+            ("host".into(), settings.host.clone()),
+            ("port".into(), settings.port.to_string()),
+            ("user".into(), connector.user().to_string()),
+            ("password".into(), password.to_string()),
             (
-                "connect timeout",
-                format!("{} ms", settings.connect_timeout.as_millis()),
+                "connect timeout".into(),
+                format!("{} ms", connect_timeout.as_millis()),
             ),
-            ("maintenance database", maintenance_db.to_string()),
-            ("new database", database.to_string()),
-            ("table type", layout.to_string()),
+            ("maintenance database".into(), maintenance_db.to_string()),
+            ("new database".into(), database.to_string()),
+            ("table type".into(), layout.to_string()),
         ],
         checks,
-        database: database.as_str(),
+        database: database.to_string(),
         migrations: layout
             .migrations()
             .iter()

@@ -8,7 +8,7 @@ use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::output::{self, ListReport, OutputFormat, StoreEntry};
 use crate::store::audit::{self, Verdict};
-use crate::store::build::{self, TEMP_PREFIX};
+use crate::store::staging::{self, TEMP_PREFIX};
 
 /// Validated settings of `list`.
 pub struct ListSettings {
@@ -30,7 +30,7 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
         )
         .await
         .map_err(|e| Error::query("listing the server's databases", &e))?;
-    let leftovers = build::leftovers(&client).await?;
+    let leftovers = staging::leftovers(&client).await?;
     let mut stores = Vec::new();
     for row in rows {
         let database: String = row.get(0);
@@ -110,6 +110,5 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
             stores,
         },
         settings.format,
-    );
-    Ok(())
+    )
 }

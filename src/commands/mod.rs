@@ -1,8 +1,8 @@
 //! One module per command: each turns validated settings into work on the server and a report.
 
 pub mod create;
+pub mod lifecycle;
 pub mod list;
-pub mod migrate;
 pub mod restore;
 pub mod status;
 pub mod verify;

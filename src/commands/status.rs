@@ -6,8 +6,9 @@ use tokio_postgres::error::SqlState;
 use crate::error::Error;
 use crate::lock;
 use crate::output::{self, OutputFormat};
+use crate::retry::{self, Backoff};
 use crate::store::audit::{self, Verdict};
-use crate::store::build;
+use crate::store::staging;
 
 /// Validated settings of `status`.
 pub struct StatusSettings {
@@ -26,17 +27,15 @@ async fn audit_through_concurrent_ddl(
     client: &tokio_postgres::Client,
     database: &str,
 ) -> Result<audit::Audit, Error> {
-    let mut attempt = 0;
+    let mut backoff = Backoff::new(retry::AUDIT_DURING_DDL, None);
     loop {
         match audit::audit(client, database, None).await {
             Err(Error::Query { failure, .. })
-                if attempt < 5
-                    && (failure.is(&SqlState::INTERNAL_ERROR)
-                        || failure.is(&SqlState::UNDEFINED_TABLE)) =>
+                if (failure.is(&SqlState::INTERNAL_ERROR)
+                    || failure.is(&SqlState::UNDEFINED_TABLE))
+                    && backoff.pause().await =>
             {
-                attempt += 1;
                 tracing::warn!(%failure, "the catalog changed during the audit; auditing again");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
             }
             other => return other,
         }
@@ -50,7 +49,7 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
     // A run changing the store holds its lock: wait for it briefly, then say who is busy.
     lock::acquire_shared(&client, lock::TARGET_LOCK, settings.lock_timeout).await?;
     let audit = audit_through_concurrent_ddl(&client, &settings.database).await?;
-    let leftovers = build::leftovers(&client).await?;
+    let leftovers = staging::leftovers(&client).await?;
     output::emit(
         &output::StatusReport {
             format_version: output::FORMAT_VERSION,
@@ -58,7 +57,7 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
             leftovers,
         },
         settings.format,
-    );
+    )?;
     match audit.verdict {
         Verdict::UpToDate => Ok(()),
         _ => Err(audit.verdict_error()),

@@ -112,7 +112,7 @@ pub async fn run(connection: ConnectionSettings, settings: VerifySettings) -> Re
     let copy_ahead = copy_max > reference_max && settings.up_to.is_none();
     report.identical =
         report.differing_rows == 0 && !copy_ahead && !(settings.exact && report.behind > 0);
-    output::emit(&report, settings.format);
+    output::emit(&report, settings.format)?;
     if report.identical {
         return Ok(());
     }

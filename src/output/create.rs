@@ -31,9 +31,18 @@ pub struct CreateReport {
     pub endpoint: String,
     pub migrations_applied: Vec<AppliedMigration>,
     pub duration_ms: u64,
-    /// Dry runs in text: the run parameters and the plan (not part of the JSON document).
-    #[serde(skip)]
-    pub dry_run_text: Option<String>,
+    /// A dry run's parameters, checks and migrations (`null` otherwise).
+    pub plan: Option<CreatePlan>,
+}
+
+impl CreateReport {
+    /// The report with a dry run's plan.
+    pub fn with_plan(self, plan: CreatePlan) -> CreateReport {
+        CreateReport {
+            plan: Some(plan),
+            ..self
+        }
+    }
 }
 
 impl Report for CreateReport {
@@ -64,7 +73,7 @@ impl Report for CreateReport {
                 "database \"{}\" on {} exists and is a verified, up-to-date {} store: nothing was done\n",
                 self.database, self.endpoint, self.layout
             ),
-            CreateAction::DryRun => self.dry_run_text.clone().unwrap_or_else(|| format!(
+            CreateAction::DryRun => self.plan.as_ref().map(CreatePlan::text).unwrap_or_else(|| format!(
                 "dry run: database \"{}\" on {} would be left as it is or brought up to date; nothing was changed\n",
                 self.database, self.endpoint
             )),
@@ -73,14 +82,30 @@ impl Report for CreateReport {
 }
 
 /// What a create dry run shows: the parameters, the checks passed and the migrations.
-pub struct CreatePlan<'a> {
-    pub parameters: Vec<(&'static str, String)>,
+#[derive(Debug, Serialize)]
+pub struct CreatePlan {
+    /// Name and value, in the order shown; JSON has them as one object with the names'
+    /// spaces as underscores (`connect_timeout`).
+    #[serde(serialize_with = "parameters_as_object")]
+    pub parameters: Vec<(String, String)>,
     pub checks: Vec<String>,
-    pub database: &'a str,
+    #[serde(skip)]
+    pub database: String,
     pub migrations: Vec<PlannedMigration>,
 }
 
-impl CreatePlan<'_> {
+fn parameters_as_object<S: serde::Serializer>(
+    parameters: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(
+        parameters
+            .iter()
+            .map(|(name, value)| (name.replace(' ', "_"), value)),
+    )
+}
+
+impl CreatePlan {
     /// The dry run's text.
     pub fn text(&self) -> String {
         let mut out = String::from("dry run: nothing was created or changed\n\nrun parameters:\n");
@@ -112,5 +137,7 @@ pub struct PlannedMigration {
     pub version: i32,
     pub name: String,
     pub checksum: String,
+    /// The SQL that would run (migrate and adopt; create's plan leaves it out).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sql: String,
 }

@@ -41,7 +41,11 @@ impl Report for ListReport {
                     (Some(a), Some(l)) => format!("V{a} of V{l}"),
                     _ => String::new(),
                 },
-                s.verdict.as_ref().map(name_of).unwrap_or_default(),
+                s.verdict
+                    .as_ref()
+                    .map(name_of)
+                    .unwrap_or_default()
+                    .to_string(),
                 s.events.map(|e| e.to_string()).unwrap_or_default(),
                 s.size_bytes
                     .map(|b| format!("{:.1} MB", b as f64 / 1e6))

@@ -11,9 +11,12 @@ mod restore;
 mod status;
 mod verify;
 
+use std::io::Write;
+
 use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::store::layout::AppliedMigration;
 
 pub use create::{CreateAction, CreatePlan, CreateReport, PlannedMigration};
@@ -27,7 +30,8 @@ pub use verify::{IdRange, RowReport, VerifyReport};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Output on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum OutputFormat {
     /// Tables and sentences for people.
     Text,
@@ -42,22 +46,36 @@ pub trait Report: Serialize {
 }
 
 /// Prints `report` on stdout in `format`.
-pub fn emit<R: Report>(report: &R, format: OutputFormat) {
-    match format {
-        OutputFormat::Json => match serde_json::to_string_pretty(report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => tracing::error!("cannot render the report as JSON: {e}"),
-        },
-        OutputFormat::Text => print!("{}", report.text()),
+pub fn emit<R: Report>(report: &R, format: OutputFormat) -> Result<(), Error> {
+    let text = match format {
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(report)
+                .map_err(|e| Error::Internal(format!("cannot render the report as JSON: {e}")))?;
+            json.push('\n');
+            json
+        }
+        OutputFormat::Text => report.text(),
+    };
+    print_stdout(text.as_bytes())
+}
+
+/// Writes `bytes` to stdout. A reader that closed the pipe (`| head -1`) has all it wanted:
+/// that ends the output quietly, as ripgrep does, never with a panic.
+pub fn print_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Internal(format!(
+            "cannot write to standard output: {e}"
+        ))),
     }
 }
 
-/// The name serde gives a unit variant (`up-to-date`, `dry-run`, ...): one spelling everywhere.
-pub fn name_of<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::from("?"),
-    }
+/// The name a unit variant has in text and JSON alike (`up-to-date`, `dry-run`, ...): the
+/// enums derive it with the same rename rule as serde.
+pub fn name_of<T: Copy + Into<&'static str>>(value: &T) -> &'static str {
+    (*value).into()
 }
 
 /// `V4, V5, V6`.

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{name_of, table, Report};
 use crate::store::audit::{Audit, MigrationState, ObjectState};
-use crate::store::build::Leftover;
+use crate::store::staging::{Leftover, LeftoverState};
 
 /// The result of `status`: the audit, with the document's version.
 #[derive(Debug, Serialize)]
@@ -28,7 +28,7 @@ impl Report for StatusReport<'_> {
                 leftover.state,
                 leftover.requested.as_deref().unwrap_or("?"),
                 leftover.run.as_deref().unwrap_or("an unknown run"),
-                if leftover.state == "abandoned" {
+                if leftover.state == LeftoverState::Abandoned {
                     "; the next create or restore of that name removes it"
                 } else {
                     ""
@@ -70,7 +70,7 @@ fn audit_text(this: &Audit) -> String {
             migrations.add_row([
                 format!("V{}", m.version),
                 m.name.clone(),
-                name_of(&m.state),
+                name_of(&m.state).to_string(),
                 m.applied_on.as_deref().map(to_seconds).unwrap_or_default(),
                 checksum,
             ]);

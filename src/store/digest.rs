@@ -10,6 +10,27 @@ use crate::error::Error;
 /// first chunk that differs, to name the first differing id.
 const DIGEST_CHUNK: i64 = 10_000;
 
+/// How precisely `verify` compares timestamps (`--ts-precision`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase")]
+pub enum TsPrecision {
+    /// To the microsecond.
+    #[default]
+    Exact,
+    /// Truncated to milliseconds, as the elm-slate replicator keeps them.
+    Ms,
+}
+
 /// What a digest covers: the ids up to `up_to` (all of them for `None`), timestamps exact or
 /// truncated to milliseconds (the elm-slate replicator keeps milliseconds only).
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,8 +1,6 @@
 //! The two layouts of a slate event store, each an ordered set of refinery migrations whose
 //! SQL lives in `migrations/`, and applying them.
 
-use std::fmt;
-
 use refinery::{Migration, Runner, Target};
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -100,9 +98,22 @@ const DESTINATION: &[MigrationFile] = &[events_table!("destination")];
 const SOURCE_ORIGINAL_VERSION: i32 = 5;
 const DESTINATION_ORIGINAL_VERSION: i32 = 1;
 
-/// What kind of event store a database is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What kind of event store a database is. Its names (`source`, `destination`) are the same in
+/// options, text and JSON.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Layout {
     /// The master event log: gapless ids, its own clock, NOTIFY, restore_events.
     Source,
@@ -114,21 +125,9 @@ impl Layout {
     /// Every layout.
     pub const ALL: [Layout; 2] = [Layout::Source, Layout::Destination];
 
-    /// Parses the `--table-type` value.
-    pub fn parse(value: &str) -> Option<Layout> {
-        match value {
-            "source" => Some(Layout::Source),
-            "destination" => Some(Layout::Destination),
-            _ => None,
-        }
-    }
-
     /// The name users type and read.
     pub fn name(self) -> &'static str {
-        match self {
-            Layout::Source => "source",
-            Layout::Destination => "destination",
-        }
+        self.into()
     }
 
     /// The layout's migration files, in order.
@@ -178,12 +177,6 @@ impl Layout {
     }
 }
 
-impl fmt::Display for Layout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// A migration applied by [`apply`].
 #[derive(Debug, Clone, Serialize)]
 pub struct AppliedMigration {
@@ -202,6 +195,13 @@ impl From<&Migration> for AppliedMigration {
             name: migration.name().to_string(),
             checksum: migration.checksum().to_string(),
         }
+    }
+}
+
+/// Logs each applied migration, one line each.
+pub fn log_applied(applied: &[AppliedMigration]) {
+    for m in applied {
+        tracing::info!(version = m.version, checksum = %m.checksum, "applied migration V{}__{}", m.version, m.name);
     }
 }
 

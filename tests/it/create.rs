@@ -392,7 +392,7 @@ async fn keep_on_failure_keeps_the_failed_database() {
     assert!(!cluster.database_exists("kept").await);
     assert!(
         cluster
-            .database_exists(&init_slate_db::store::build::temp_name("kept"))
+            .database_exists(&init_slate_db::store::staging::temp_name("kept"))
             .await
     );
 }

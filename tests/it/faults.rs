@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use init_slate_db::store::build::{temp_name, TEMP_PREFIX};
+use init_slate_db::store::staging::{temp_name, TEMP_PREFIX};
 use serde_json::Value;
 
 use crate::support::{run, spawn, Cluster};

@@ -41,7 +41,7 @@ async fn createdb_only_role_is_refused_a_source_database_and_nothing_is_left_beh
     // Nothing left under the temporary name either.
     assert!(
         !cluster
-            .database_exists(&init_slate_db::store::build::temp_name("by_creator"))
+            .database_exists(&init_slate_db::store::staging::temp_name("by_creator"))
             .await
     );
 }

@@ -402,7 +402,7 @@ async fn a_signal_or_a_server_restart_during_the_copy_leaves_nothing_under_the_n
             .databases()
             .await
             .into_iter()
-            .filter(|d| d.starts_with(init_slate_db::store::build::TEMP_PREFIX))
+            .filter(|d| d.starts_with(init_slate_db::store::staging::TEMP_PREFIX))
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }

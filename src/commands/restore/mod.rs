@@ -5,8 +5,9 @@
 //! from the backup into the target inside one transaction with the NOTIFY trigger off, sets
 //! the id counter, and compares row count, max id and a digest of every (id, ts, event) on both
 //! sides before committing. A new source is built under a temporary name and renamed only once
-//! verified (see [`crate::store::build`]). Any failure rolls the transaction back and drops a
-//! database this run created. Other sessions are never terminated.
+//! verified: a short script over the staging pipeline ([`crate::store::staging`]), whose fill
+//! step is the copy. Any failure rolls the transaction back and drops a database this run
+//! created. Other sessions are never terminated.
 
 mod checks;
 mod copy;
@@ -18,15 +19,14 @@ use tracing::{info, info_span, Instrument};
 
 use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
+use crate::guarded::guarded;
 use crate::hooks;
 use crate::identifier::Identifier;
-use crate::lock;
-use crate::lock::TARGET_LOCK;
 use crate::output::{self, OutputFormat, RestoreAction, RestoreReport};
 use crate::shutdown::Shutdown;
-use crate::store::build::{self, Claim, Ledger};
 use crate::store::layout::Layout;
-use crate::store::provision;
+use crate::store::lifecycle;
+use crate::store::staging::{self, Ledger, Staging};
 
 use checks::{check_backup, check_fresh_target};
 use copy::copy_and_verify;
@@ -57,7 +57,6 @@ pub async fn run(
     settings: RestoreSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
-    let _guard = shutdown.guard();
     let RestoreSettings {
         new_database: name,
         into_existing,
@@ -73,7 +72,6 @@ pub async fn run(
         name,
         into_existing,
         backup_database,
-        maintenance_db,
         dry_run,
         lock_timeout,
     };
@@ -86,50 +84,45 @@ pub async fn run(
         "init-slate-db {} restore starting",
         env!("CARGO_PKG_VERSION")
     );
-    let mut backup_connector = Connector::new(backup)?;
-    let mut connector = Connector::new(target)?;
-    let cancellers = [backup_connector.canceller(), connector.canceller()];
-    let ledger = Ledger::new(&plan.maintenance_db);
-    let outcome = tokio::select! {
-        result = restore(&mut backup_connector, &mut connector, &plan, &ledger) => result,
-        () = shutdown.requested() => Err(Error::Interrupted {
-            step: ledger.current_step().into(),
-            cleanup: String::new(),
-        }),
+    let mut servers = Servers {
+        backup: Connector::new(backup)?,
+        target: Connector::new(target)?,
     };
-    match outcome {
-        Ok(report) => {
-            output::emit(&report, format);
-            Ok(())
-        }
-        Err(error) => {
-            let interrupted = matches!(error, Error::Interrupted { .. });
-            if interrupted {
-                for canceller in &cancellers {
-                    canceller.cancel_all().await;
-                }
-            }
-            let cleanup = build::discard(&mut connector, &ledger, false)
+    let cancellers = [servers.backup.canceller(), servers.target.canceller()];
+    let ledger = Ledger::new(&maintenance_db);
+    let report = guarded(
+        shutdown,
+        &cancellers,
+        || ledger.current_step(),
+        &mut servers,
+        async |servers| restore(servers, &plan, &ledger).await,
+        async |servers, error| {
+            let cleanup = staging::discard(&mut servers.target, &ledger, false)
                 .instrument(info_span!("cleanup", database = %plan.name))
                 .await;
             // Checks that refuse before anything was touched keep their own message.
-            if cleanup.is_none() && !interrupted && ledger.current_step() != COPYING {
-                return Err(error);
+            if cleanup.is_none() && !error.is_interrupted() && !ledger.touched() {
+                return error;
             }
             let cleanup = cleanup.unwrap_or_else(|| {
                 "the restore transaction was rolled back; the database is as it was".into()
             });
-            Err(Error::RestoreAbandoned {
+            Error::RestoreAbandoned {
                 database: plan.name.to_string(),
                 cause: Box::new(error),
-                cleanup,
-            })
-        }
-    }
+            }
+            .cleaned_up(Some(cleanup))
+        },
+    )
+    .await?;
+    output::emit(&report, format)
 }
 
-/// The step after which a failure has touched the target (and rolled it back).
-const COPYING: &str = "copying the events";
+/// The two servers a restore talks to.
+struct Servers {
+    backup: Connector,
+    target: Connector,
+}
 
 /// What to restore, from where, into what.
 struct Plan {
@@ -137,14 +130,12 @@ struct Plan {
     into_existing: bool,
     backup_label: String,
     backup_database: String,
-    maintenance_db: String,
     dry_run: bool,
     lock_timeout: Duration,
 }
 
 async fn restore(
-    backup_connector: &mut Connector,
-    connector: &mut Connector,
+    servers: &mut Servers,
     plan: &Plan,
     ledger: &Ledger,
 ) -> Result<RestoreReport, Error> {
@@ -152,7 +143,7 @@ async fn restore(
     let name = &plan.name;
     // 1. The backup, read in one snapshot: the checks, the copy and the digest see the same rows.
     ledger.step("connecting to the backup");
-    let mut backup = backup_connector.connect(&plan.backup_database).await?;
+    let mut backup = servers.backup.connect(&plan.backup_database).await?;
     let backup_tx = backup
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -171,9 +162,6 @@ async fn restore(
         "backup checked: ids 1..{} without gaps",
         facts.max_id
     );
-
-    // 2. The target: an existing fresh source, or a new one built under a temporary name.
-    ledger.step("checking the target");
     let mut report = RestoreReport {
         format_version: output::FORMAT_VERSION,
         database: name.to_string(),
@@ -188,59 +176,56 @@ async fn restore(
         duration_ms: 0,
         events_per_second: 0.0,
     };
-    let (mut client, maintenance, build) = if plan.into_existing {
-        let client = connector.connect(name.as_str()).await?;
-        if !plan.dry_run {
-            lock::acquire(&client, TARGET_LOCK, plan.lock_timeout).await?;
-        }
+
+    // 2-5. Into an existing fresh source, or into a new one built by the staging pipeline;
+    // either way the copy commits only if everything matches.
+    ledger.step("checking the target");
+    let copy_started = Instant::now();
+    let copied = if plan.into_existing {
+        let mut client = lifecycle::connect_locked(
+            &mut servers.target,
+            name.as_str(),
+            plan.dry_run,
+            plan.lock_timeout,
+        )
+        .await?;
         check_fresh_target(&client, name.as_str()).await?;
         if plan.dry_run {
             report.duration_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
         }
-        (client, None, None)
+        copy(&backup_tx, &mut client, &facts, name, ledger).await?
     } else {
-        let maintenance = connector.connect(&plan.maintenance_db).await?;
-        provision::preflight(&maintenance, connector, name, Layout::Source).await?;
+        let checked = staging::check(&mut servers.target, ledger, name, Layout::Source).await?;
         if plan.dry_run {
             report.duration_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
         }
-        ledger.step("waiting for the name");
-        let build =
-            match build::claim(&maintenance, connector, name, plan.lock_timeout, ledger).await? {
-                Claim::Building(build) => build,
-                Claim::NameTaken => {
-                    return Err(Error::DatabaseExists {
-                        database: name.to_string(),
-                        endpoint: connector.settings().endpoint(),
-                    })
-                }
-            };
-        provision::initialize(connector, &build, Layout::Source, ledger).await?;
-        ledger.step("opening the copy connection");
-        hooks::pause("copy-connection", None).await;
-        let client = connector.connect(&build.temp).await?;
-        (client, Some(maintenance), Some(build))
+        let fill = async |connector: &mut Connector, staged: &staging::Staged| {
+            ledger.step("opening the copy connection");
+            hooks::pause("copy-connection", None).await;
+            let mut client = connector.connect(&staged.temp).await?;
+            copy(&backup_tx, &mut client, &facts, name, ledger).await
+        };
+        match checked
+            .build(&mut servers.target, plan.lock_timeout, ledger, fill)
+            .await?
+        {
+            Staging::Published { filled, .. } => {
+                report.created = true;
+                filled
+            }
+            Staging::NameTaken => {
+                return Err(Error::DatabaseExists {
+                    database: name.to_string(),
+                    endpoint: servers.target.settings().endpoint(),
+                })
+            }
+        }
     };
-
-    // 3-5. Copy, verify, set the counter; commit only if everything matches.
-    ledger.step(COPYING);
-    let copy_started = Instant::now();
-    let copied = copy_and_verify(&backup_tx, &mut client, &facts, name)
-        .instrument(info_span!("copy", database = %name))
-        .await?;
     let _ = backup_tx.commit().await;
-    drop(client);
-    // 6. A new store gets its name only now, complete and verified.
-    if let (Some(maintenance), Some(build)) = (&maintenance, &build) {
-        ledger.step("publishing the store under its name");
-        hooks::pause("publishing", None).await;
-        build::publish(maintenance, build, &connector.settings().endpoint(), ledger).await?;
-    }
     let seconds = copy_started.elapsed().as_secs_f64().max(1e-6);
     report.action = RestoreAction::Restored;
-    report.created = build.is_some();
     report.rows_restored = copied.rows;
     report.next_insert_id = copied.next_insert_id;
     report.bytes_copied = copied.bytes;
@@ -255,3 +240,21 @@ async fn restore(
     );
     Ok(report)
 }
+
+/// Copies, verifies and sets the counter in one transaction on `client`, which is closed after
+/// (a new store is renamed next, and the rename needs it free of sessions).
+async fn copy(
+    backup_tx: &tokio_postgres::Transaction<'_>,
+    client: &mut tokio_postgres::Client,
+    facts: &checks::BackupFacts,
+    name: &Identifier,
+    ledger: &Ledger,
+) -> Result<copy::Copied, Error> {
+    ledger.touch(COPYING);
+    copy_and_verify(backup_tx, client, facts, name)
+        .instrument(info_span!("copy", database = %name))
+        .await
+}
+
+/// The step after which a failure has touched the target (and rolled it back).
+const COPYING: &str = "copying the events";

@@ -15,8 +15,9 @@ use compare::{check_id_counter, compare_history, compare_objects, detect_layout,
 use tokio_postgres::error::SqlState;
 
 /// How a migration of the layout stands in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum MigrationState {
     /// Recorded with this build's name and checksum.
     Applied,
@@ -43,8 +44,9 @@ pub struct MigrationRow {
 }
 
 /// How an object stands compared with what the applied migrations create.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ObjectState {
     /// Present and as defined.
     Ok,
@@ -72,8 +74,9 @@ pub struct ObjectRow {
 }
 
 /// The overall result, each with its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Verdict {
     /// Every migration applied and every object verified.
     UpToDate,

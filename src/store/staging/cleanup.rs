@@ -1,14 +1,13 @@
 //! Removing what a failed or interrupted run created: by the OID recorded at creation and the
 //! run id in its marker, never by name alone, reconnecting after a lost connection.
 
-use std::time::{Duration, Instant};
-
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use super::{database_oid, Ledger, Marker, CLEANUP_DEADLINE};
+use super::{database_oid, Ledger, Marker};
 use crate::connect::Connector;
 use crate::pg::{quote_identifier, PgFailure};
+use crate::retry::{self, Backoff, CLEANUP_DEADLINE};
 
 /// Removes what the run created and not published, and says what happened: `None` when it
 /// created nothing. Reconnects with backoff for up to [`CLEANUP_DEADLINE`].
@@ -36,8 +35,7 @@ pub async fn discard(connector: &mut Connector, ledger: &Ledger, keep: bool) -> 
             "the temporary database \"{temp}\" was kept (--keep-on-failure); {by_hand}"
         ));
     }
-    let deadline = Instant::now() + CLEANUP_DEADLINE;
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = Backoff::new(retry::CLEANUP, Some(CLEANUP_DEADLINE));
     loop {
         let last = match connector.connect(&state.maintenance_db).await {
             Ok(client) => {
@@ -62,15 +60,13 @@ pub async fn discard(connector: &mut Connector, ledger: &Ledger, keep: bool) -> 
             }
             Err(error) => error.to_string(),
         };
-        if Instant::now() + delay >= deadline {
+        if !backoff.pause().await {
             warn!(%last, "could not remove the temporary database \"{temp}\"");
             return Some(format!(
                 "removing the temporary database \"{temp}\" failed for {} s ({last}): {by_hand}",
                 CLEANUP_DEADLINE.as_secs()
             ));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -69,14 +69,24 @@ async fn session_alive(client: &Client, marker: &Marker) -> Result<bool, Error> 
         .map_err(|e| Error::query("checking whether another run is alive", &e))
 }
 
+/// Whether a leftover build's run is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum LeftoverState {
+    /// Its run is alive.
+    Building,
+    /// Its run ended before the store was complete: the next run for the name removes it.
+    Abandoned,
+}
+
 /// A leftover build on the server, for `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Leftover {
     pub database: String,
     /// The requested name, if marked.
     pub requested: Option<String>,
-    /// `building` (its run is alive) or `abandoned`.
-    pub state: &'static str,
+    pub state: LeftoverState,
     /// Whose build, if marked.
     pub run: Option<String>,
 }
@@ -95,9 +105,9 @@ pub async fn leftovers(client: &Client) -> Result<Vec<Leftover>, Error> {
         let database: String = row.get(0);
         let (state, marker) = match examine(client, &database).await? {
             Holder::Gone => continue,
-            Holder::Alive(_) => ("building", None),
-            Holder::Unmarked(_) => ("abandoned", None),
-            Holder::Abandoned(_, marker) => ("abandoned", Some(marker)),
+            Holder::Alive(_) => (LeftoverState::Building, None),
+            Holder::Unmarked(_) => (LeftoverState::Abandoned, None),
+            Holder::Abandoned(_, marker) => (LeftoverState::Abandoned, Some(marker)),
         };
         let marker = match marker {
             Some(marker) => Some(marker),

@@ -1,7 +1,8 @@
-//! Bringing an existing store up to this build's layout: applying pending migrations after
-//! the audit has verified the rest, and `create --if-not-exists` on an existing database.
+//! The life of an existing store, one path for `migrate`, `adopt` and `create --if-not-exists`:
+//! [`open`] connects, takes the store's lock and audits it; [`bring_up_to_date`] applies what is
+//! pending, or refuses. Each command maps the [`Upgrade`] to its own report.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
@@ -9,57 +10,78 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::connect::Connector;
 use crate::error::Error;
-use crate::lock;
+use crate::lock::{self, Waits};
 use crate::pg;
+use crate::retry::{self, Backoff};
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
 
-/// What `create --if-not-exists` found (and did) with an existing database.
-pub enum Existing {
-    /// A verified, up-to-date store of the layout: nothing to do.
-    UpToDate,
-    /// Verified, with pending migrations (a dry run applies nothing).
-    Pending,
-    /// Verified, and its pending migrations were applied.
-    Migrated(Vec<AppliedMigration>),
-}
-
-/// `create --if-not-exists` on an existing database: nothing to do when it is a verified,
-/// up-to-date store of `layout`; apply pending migrations when that is all it lacks; refuse
-/// otherwise. Returns the action taken and what was applied.
-pub async fn bring_existing_up_to_date(
+/// Connects to `database` and, unless this is a dry run, takes its lock ([`lock::TARGET_LOCK`])
+/// for the rest of the session.
+pub async fn connect_locked(
     connector: &mut Connector,
     database: &str,
-    layout: Layout,
     dry_run: bool,
     lock_timeout: Duration,
-    ddl_lock_timeout: Duration,
-) -> Result<Existing, Error> {
-    let mut client = connector.connect(database).await?;
+) -> Result<Client, Error> {
+    let client = connector.connect(database).await?;
     if !dry_run {
         lock::acquire(&client, lock::TARGET_LOCK, lock_timeout).await?;
     }
-    let audit = audit::audit(&client, database, Some(layout)).await?;
-    check_layout(&audit, Some(layout))?;
+    Ok(client)
+}
+
+/// [`connect_locked`], then the audit (after the lock, so no other run's DDL is half-seen),
+/// refusing a store of the other layout than `wanted`.
+pub async fn open(
+    connector: &mut Connector,
+    database: &str,
+    wanted: Option<Layout>,
+    dry_run: bool,
+    lock_timeout: Duration,
+) -> Result<(Client, Audit), Error> {
+    let client = connect_locked(connector, database, dry_run, lock_timeout).await?;
+    let audit = audit::audit(&client, database, wanted).await?;
+    check_layout(&audit, wanted)?;
+    Ok((client, audit))
+}
+
+/// What bringing a verified store up to date did.
+pub enum Upgrade {
+    /// Nothing to do.
+    UpToDate(Audit),
+    /// Migrations are pending; a dry run applied nothing.
+    Pending(Audit),
+    /// The pending migrations were applied; the store was audited again after.
+    Migrated {
+        applied: Vec<AppliedMigration>,
+        after: Audit,
+    },
+}
+
+/// Applies the pending migrations of an audited store (none in a dry run); a store that is
+/// neither up to date nor pending is refused, the message starting with `refused_as`.
+pub async fn bring_up_to_date(
+    client: &mut Client,
+    audit: Audit,
+    dry_run: bool,
+    waits: Waits,
+    refused_as: &str,
+) -> Result<Upgrade, Error> {
     match audit.verdict {
         Verdict::UpToDate => {
-            info!("database \"{database}\" exists and is a verified, up-to-date {layout} store: nothing to do");
-            Ok(Existing::UpToDate)
+            info!(
+                "database \"{}\" is a verified, up-to-date store: nothing to do",
+                audit.database
+            );
+            Ok(Upgrade::UpToDate(audit))
         }
-        Verdict::Pending if dry_run => Ok(Existing::Pending),
-        Verdict::Pending => Ok(Existing::Migrated(
-            apply_pending(
-                &mut client,
-                &audit,
-                LockWaits {
-                    per_attempt: ddl_lock_timeout,
-                    deadline: lock_timeout,
-                },
-            )
-            .await?
-            .0,
-        )),
-        _ => Err(audit.refusal("--if-not-exists refused")),
+        Verdict::Pending if dry_run => Ok(Upgrade::Pending(audit)),
+        Verdict::Pending => {
+            let (applied, after) = apply_pending(client, &audit, waits).await?;
+            Ok(Upgrade::Migrated { applied, after })
+        }
+        _ => Err(audit.refusal(refused_as)),
     }
 }
 
@@ -67,13 +89,13 @@ pub async fn bring_existing_up_to_date(
 /// again: the result must be up to date. Returns what was applied and that audit.
 ///
 /// A store in use has writers and readers on `events`: each attempt waits at most
-/// `waits.per_attempt` for a table lock (so a queued lock request never holds writers up for
-/// longer), is rolled back if it cannot get it, and is tried again with backoff until
-/// `waits.deadline`; then it gives up with exit 7, naming who held the lock.
+/// `waits.ddl_lock_timeout` for a table lock (so a queued lock request never holds writers up
+/// for longer), is rolled back if it cannot get it, and is tried again with backoff until
+/// `waits.lock_timeout`; then it gives up with exit 7, naming who held the lock.
 pub async fn apply_pending(
     client: &mut Client,
     audit: &Audit,
-    waits: LockWaits,
+    waits: Waits,
 ) -> Result<(Vec<AppliedMigration>, Audit), Error> {
     let layout = audit.layout.ok_or_else(|| {
         Error::Internal(format!(
@@ -87,13 +109,12 @@ pub async fn apply_pending(
         .map(|v| format!("V{v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1;
+    let mut backoff = Backoff::new(retry::MIGRATION_LOCK, Some(waits.lock_timeout));
     let applied = loop {
+        let attempt = backoff.attempt();
         let set = format!(
             "SET lock_timeout = {}",
-            waits.per_attempt.as_millis().max(1)
+            waits.ddl_lock_timeout.as_millis().max(1)
         );
         client
             .batch_execute(&set)
@@ -117,41 +138,28 @@ pub async fn apply_pending(
             });
         }
         let holder = lock_holders(client).await;
-        if started.elapsed() + delay >= waits.deadline {
+        let Some(delay) = backoff.next_delay() else {
             return Err(Error::LockTimeout {
                 lock: format!("table locks for {versions}"),
                 holder,
-                timeout_secs: waits.deadline.as_secs(),
+                timeout_secs: waits.lock_timeout.as_secs(),
             });
-        }
+        };
         warn!(
             attempt,
             retry_in_ms = delay.as_millis() as u64,
             holder = %holder,
             "a table lock of the migration was not granted within {} ms: rolled back, writers were not held up; trying again",
-            waits.per_attempt.as_millis()
+            waits.ddl_lock_timeout.as_millis()
         );
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-        attempt += 1;
     };
-    for m in &applied {
-        info!(version = m.version, checksum = %m.checksum, "applied migration V{}__{}", m.version, m.name);
-    }
+    layout::log_applied(&applied);
     let after = audit::audit(client, &audit.database, Some(layout)).await?;
     if after.verdict != Verdict::UpToDate {
         return Err(after.refusal("after migrating"));
     }
     Ok((applied, after))
-}
-
-/// How a migration waits for the table locks of a store in use.
-#[derive(Debug, Clone, Copy)]
-pub struct LockWaits {
-    /// The longest one attempt waits for a lock (`--ddl-lock-timeout`).
-    pub per_attempt: Duration,
-    /// When to give up (`--lock-timeout`).
-    pub deadline: Duration,
 }
 
 /// The sessions holding locks on the layout's tables, for messages.

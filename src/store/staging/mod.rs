@@ -1,6 +1,8 @@
-//! A store under construction: `create` and `restore` build a new database under a temporary
-//! name of the tool's own and rename it to the requested name only when it is complete, so the
-//! requested name never exists half-made, whatever ends the run.
+//! The staging pipeline: a new store is built under a temporary name of the tool's own and
+//! renamed to the requested name only when it is complete, so the requested name never exists
+//! half-made, whatever ends the run. `create` and `restore` are short scripts over
+//! [`pipeline::check`] and [`pipeline::Checked::build`]: claim → initialize → fill → publish,
+//! with [`discard`] run by the command's guarded runner on any failure.
 //!
 //! - The temporary name is `slate_tmp_` and 16 hex digits of the SHA-256 of the requested
 //!   name: the same for every run for that name, on every maintenance database. PostgreSQL's
@@ -12,7 +14,7 @@
 //!   over: a later run for the name removes what it left.
 //! - Clean-up finds the database by the OID recorded when it was created and checks the run id
 //!   in its marker, so it never removes a database it did not create; it reconnects with
-//!   backoff for up to [`CLEANUP_DEADLINE`] if the connection was lost.
+//!   backoff for up to [`retry::CLEANUP_DEADLINE`] if the connection was lost.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,20 +30,20 @@ use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
 use crate::pg::{quote_identifier, PgFailure};
+use crate::retry::{self, Backoff};
 
 mod cleanup;
 mod holders;
+pub mod pipeline;
 
 pub use cleanup::discard;
 use cleanup::drop_by_oid;
 use holders::{examine, Holder};
-pub use holders::{leftovers, Leftover};
+pub use holders::{leftovers, Leftover, LeftoverState};
+pub use pipeline::{check, Checked, Staging};
 
 /// Every temporary database's name starts with this.
 pub const TEMP_PREFIX: &str = "slate_tmp_";
-
-/// How long clean-up keeps trying to reach the server to remove what the run created.
-pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How long a temporary database may go without its marker before it counts as abandoned (its
 /// creator sets the marker right after CREATE DATABASE).
@@ -50,8 +52,7 @@ const UNMARKED_GRACE: Duration = Duration::from_secs(5);
 /// The temporary name of a build of `requested`.
 pub fn temp_name(requested: &str) -> String {
     let digest = Sha256::digest(requested.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{TEMP_PREFIX}{hex}")
+    format!("{TEMP_PREFIX}{}", hex::encode(&digest[..8]))
 }
 
 /// The comment on a temporary database: whose build it is.
@@ -85,7 +86,7 @@ impl Marker {
 
 /// A database this run created under its temporary name.
 #[derive(Debug, Clone)]
-pub struct Build {
+pub struct Staged {
     pub requested: Identifier,
     pub temp: String,
     pub oid: u32,
@@ -94,8 +95,8 @@ pub struct Build {
 
 /// What claiming the name found.
 pub enum Claim {
-    /// This run builds the store in `Build`'s temporary database.
-    Building(Box<Build>),
+    /// This run builds the store in `Staged`'s temporary database.
+    Staging(Box<Staged>),
     /// The requested name exists (it was there, or another run finished it meanwhile).
     NameTaken,
 }
@@ -110,8 +111,11 @@ struct LedgerState {
     maintenance_db: String,
     /// A CREATE DATABASE of this temporary name was sent and not yet answered.
     creating: Option<String>,
-    built: Option<Build>,
+    built: Option<Staged>,
     published: bool,
+    /// A step that changes the target has begun (restore's copy): a failure from here on
+    /// was rolled back, not refused.
+    touched: bool,
 }
 
 impl Ledger {
@@ -148,12 +152,25 @@ impl Ledger {
     pub fn current_step(&self) -> &'static str {
         self.state().step
     }
+
+    /// Records that the run starts changing the target at `step`.
+    pub fn touch(&self, step: &'static str) {
+        self.update(|s| {
+            s.step = step;
+            s.touched = true;
+        });
+    }
+
+    /// Whether the run had begun changing the target.
+    pub fn touched(&self) -> bool {
+        self.state().touched
+    }
 }
 
 /// Claims `requested` for this run: creates its temporary database, waiting up to
 /// `lock_timeout` while another live run builds the same name and removing what an ended run
 /// left. Returns [`Claim::NameTaken`] when the requested name exists.
-pub async fn claim(
+pub(crate) async fn claim(
     maintenance: &Client,
     connector: &Connector,
     requested: &Identifier,
@@ -161,8 +178,7 @@ pub async fn claim(
     ledger: &Ledger,
 ) -> Result<Claim, Error> {
     let temp = temp_name(requested.as_str());
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(retry::WAIT_FOR_OTHER_RUN, Some(lock_timeout));
     let mut unmarked_since: Option<Instant> = None;
     let mut logged_holder = None;
     loop {
@@ -189,7 +205,7 @@ pub async fn claim(
                 }
                 let build = build.map_err(|(_, error)| error)?;
                 info!(temporary = %temp, oid = build.oid, "created database \"{temp}\" to build \"{requested}\" in");
-                return Ok(Claim::Building(Box::new(build)));
+                return Ok(Claim::Staging(Box::new(build)));
             }
             Err(error) => {
                 let failure = PgFailure::from(&error);
@@ -210,7 +226,7 @@ pub async fn claim(
                     warn!(temporary = %temp, holder = %holder, "another run is building \"{requested}\"; waiting for it");
                     logged_holder = Some(holder.clone());
                 }
-                if started.elapsed() >= lock_timeout {
+                if backoff.elapsed() >= lock_timeout {
                     return Err(Error::LockTimeout {
                         lock: format!("build {requested}"),
                         holder,
@@ -232,9 +248,10 @@ pub async fn claim(
                 continue;
             }
         }
-        let left = lock_timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(delay.min(left).max(Duration::from_millis(50))).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+        // Past the deadline a short pause still lets an unmarked build's grace run out.
+        if !backoff.pause().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -243,7 +260,7 @@ async fn mark(
     maintenance: &Client,
     requested: &Identifier,
     temp: &str,
-) -> Result<Build, (Option<Build>, Error)> {
+) -> Result<Staged, (Option<Staged>, Error)> {
     let query_error = |step: &str, e: tokio_postgres::Error| Error::query(step, &e);
     let row = maintenance
         .query_one(
@@ -260,10 +277,7 @@ async fn mark(
     let started: String = row.get(3);
     let pid = std::process::id();
     let run_seed = format!("{pid} {backend_pid} {started} {:?}", Instant::now());
-    let run: String = Sha256::digest(run_seed.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let run = hex::encode(&Sha256::digest(run_seed.as_bytes())[..8]);
     let marker = Marker {
         tool: "init-slate-db".into(),
         requested: requested.to_string(),
@@ -275,7 +289,7 @@ async fn mark(
         backend_pid,
         backend_start: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
     };
-    let build = Build {
+    let build = Staged {
         requested: requested.clone(),
         temp: temp.to_string(),
         oid,
@@ -322,9 +336,9 @@ async fn drop_abandoned(
 
 /// Renames the complete build to its requested name, atomically with clearing its marker.
 /// Fails with [`Error::DatabaseExists`] if the name was taken meanwhile.
-pub async fn publish(
+pub(crate) async fn publish(
     maintenance: &Client,
-    build: &Build,
+    build: &Staged,
     endpoint: &str,
     ledger: &Ledger,
 ) -> Result<(), Error> {
@@ -333,7 +347,7 @@ pub async fn publish(
         temp = quote_identifier(&build.temp),
         name = quote_identifier(build.requested.as_str())
     );
-    let mut attempts = 0;
+    let mut in_use = Backoff::new(retry::PUBLISH_IN_USE, None);
     loop {
         let Some(current) = database_name(maintenance, build.oid).await? else {
             return Err(Error::Internal(format!(
@@ -366,9 +380,7 @@ pub async fn publish(
                     });
                 }
                 // Our own session in the new database may take a moment to exit.
-                if failure.is(&SqlState::OBJECT_IN_USE) && attempts < 25 {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                if failure.is(&SqlState::OBJECT_IN_USE) && in_use.pause().await {
                     continue;
                 }
                 return Err(Error::Query {

@@ -82,3 +82,34 @@ pub fn report_error(error: &Error) -> u8 {
     }
     code
 }
+
+/// The variable that asks for a stack backtrace when the tool panics.
+pub const BACKTRACE_ENV: &str = "INIT_SLATE_DB_BACKTRACE";
+
+/// A panic is a bug of the tool: say so on one line, where it happened, and how to get a
+/// backtrace. The backtrace itself only when [`BACKTRACE_ENV`] is `1` (`RUST_BACKTRACE` is
+/// often set machine-wide, and a user did not ask for one by that).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::env::var(BACKTRACE_ENV).is_ok_and(|v| v == "1");
+        let mut text = format!(
+            "error: internal error: {message}{location}; this is a bug of init-slate-db {}, please report it{}\n",
+            env!("CARGO_PKG_VERSION"),
+            if backtrace { "" } else { " (set INIT_SLATE_DB_BACKTRACE=1 for a backtrace)" }
+        );
+        if backtrace {
+            text.push_str(&std::backtrace::Backtrace::force_capture().to_string());
+        }
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    }));
+}

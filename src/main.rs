@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    init_slate_db::logging::install_panic_hook();
     let parsed = init_slate_db::cli::parse();
     init_slate_db::logging::init(&parsed.logging);
     let invocation = match parsed.outcome {

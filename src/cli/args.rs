@@ -90,11 +90,11 @@ pub enum SubCommand {
 #[derive(Args)]
 pub struct CommonArgs {
     /// Output on stdout: "text" for people, "json" for programs
-    #[arg(long, value_name = "FORMAT", default_value = "text", global = true, value_parser = OneOf(OutputFormat::VARIANTS))]
+    #[arg(long, value_name = "FORMAT", default_value = "text", global = true, value_parser = OneOf(OutputFormat::VARIANTS), hide_possible_values = true)]
     pub format: String,
 
     /// Log lines on stderr: "text" or "json" (one object per line) [env: INIT_SLATE_DB_LOG_FORMAT]
-    #[arg(long, value_name = "FORMAT", global = true, value_parser = OneOf(LogFormat::VARIANTS))]
+    #[arg(long, value_name = "FORMAT", global = true, value_parser = OneOf(LogFormat::VARIANTS), hide_possible_values = true)]
     pub log_format: Option<String>,
 
     /// Seconds to wait for another run that holds the database's lock, and for the table locks
@@ -117,7 +117,7 @@ pub struct CreateArgs {
     pub new_database: Option<String>,
 
     /// Type of events table to create (required): "source" or "destination"
-    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS))]
+    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS), hide_possible_values = true)]
     pub table_type: Option<String>,
 
     /// Validate the options, run the read-only checks and show what would be done; create nothing
@@ -172,7 +172,7 @@ pub struct MigrateArgs {
     pub database: Option<String>,
 
     /// The layout the database must have: "source" or "destination" (detected when absent)
-    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS))]
+    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS), hide_possible_values = true)]
     pub table_type: Option<String>,
 
     /// Show the plan and the SQL of the pending migrations; change nothing
@@ -188,7 +188,7 @@ pub struct AdoptArgs {
     pub database: Option<String>,
 
     /// The layout the database must have: "source" or "destination" (detected when absent)
-    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS))]
+    #[arg(short = 't', long, value_name = "TYPE", value_parser = OneOf(Layout::VARIANTS), hide_possible_values = true)]
     pub table_type: Option<String>,
 
     /// Only record the original's migrations as applied; do not apply the later ones
@@ -233,7 +233,7 @@ pub struct VerifyArgs {
     pub replica_password: Option<String>,
 
     /// TLS mode for the copy [default: the reference's]
-    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS))]
+    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS), hide_possible_values = true)]
     pub replica_sslmode: Option<String>,
 
     /// Compare ids up to this one [default: the smaller of the two highest ids]
@@ -245,7 +245,7 @@ pub struct VerifyArgs {
     pub exact: bool,
 
     /// Timestamps compared "exact" or at "ms" precision (the replicator keeps milliseconds)
-    #[arg(long, value_name = "PRECISION", default_value = "exact", value_parser = OneOf(TsPrecision::VARIANTS))]
+    #[arg(long, value_name = "PRECISION", default_value = "exact", value_parser = OneOf(TsPrecision::VARIANTS), hide_possible_values = true)]
     pub ts_precision: String,
 }
 
@@ -286,7 +286,7 @@ pub struct RestoreArgs {
     pub from_password: Option<String>,
 
     /// TLS mode for the backup connection [default: the target's]
-    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS))]
+    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS), hide_possible_values = true)]
     pub from_sslmode: Option<String>,
 
     /// Database to connect to for CREATE DATABASE
@@ -349,7 +349,7 @@ pub struct ConnectionArgs {
 
     /// TLS: disable, allow, prefer, require, verify-ca or verify-full, as libpq
     /// [env: PGSSLMODE] [default: prefer]
-    #[arg(long, value_name = "MODE", global = true, value_parser = OneOf(SslMode::VARIANTS))]
+    #[arg(long, value_name = "MODE", global = true, value_parser = OneOf(SslMode::VARIANTS), hide_possible_values = true)]
     pub sslmode: Option<String>,
 
     /// Trusted root certificates for verify-ca and verify-full: a PEM file, or "system" for the

@@ -9,7 +9,7 @@ pub mod tls;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::config::SslMode as DriverSslMode;
@@ -21,6 +21,7 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::error::{ConnectFailure, Error};
 use crate::pg::PgFailure;
+use crate::retry::{self, Backoff};
 pub use settings::{
     ConnectionOptions, ConnectionSettings, OtherServer, OtherServerOptions,
     DEFAULT_CONNECT_TIMEOUT_MS,
@@ -146,11 +147,9 @@ impl Connector {
     pub async fn connect(&mut self, database: &str) -> Result<Client, Error> {
         let span = info_span!("connect", endpoint = %self.settings.endpoint(), user = %self.user, database);
         async {
-            let deadline = self
-                .settings
-                .wait
-                .and_then(|wait| Instant::now().checked_add(wait));
-            let mut delay = Duration::from_millis(250);
+            // Without --wait, the first failure is final.
+            let mut backoff =
+                Backoff::new(retry::CONNECT, Some(self.settings.wait.unwrap_or_default()));
             loop {
                 match self.connect_once(database).await {
                     Ok(client) => {
@@ -160,13 +159,15 @@ impl Connector {
                     Err(Failed {
                         error,
                         retryable: true,
-                    }) if deadline.is_some_and(|d| Instant::now() + delay < d) => {
+                    }) => {
+                        let Some(delay) = backoff.next_delay() else {
+                            return Err(error);
+                        };
                         warn!(
                             retry_in_ms = delay.as_millis() as u64,
                             "server not ready, retrying: {error}"
                         );
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
                     }
                     Err(failed) => return Err(failed.error),
                 }

@@ -50,9 +50,9 @@ pub struct ConnectionOptions {
     /// Database server port [env: PGPORT] [default: 5432]
     pub port: Option<String>,
 
-    /// Database user; must be allowed to create databases (and a superuser for a source
-    /// database, to install dblink). If absent: prompted for on a terminal, else the OS user
-    /// [env: PGUSER]
+    /// Database user; must be allowed to create databases (CREATEDB), and for a source database
+    /// to install dblink (a superuser, a trusted extension or the service's grant). If absent:
+    /// prompted for on a terminal, else the OS user [env: PGUSER]
     pub user: Option<String>,
 
     /// Database password; visible to other users in the process list, prefer PGPASSWORD,

@@ -199,7 +199,7 @@ pub fn by_key(objects: &[CatalogObject]) -> BTreeMap<(String, String), &CatalogO
 /// what separates two words: reformatting a function is not drift, changing it is.
 pub fn body_hash(body: &str) -> String {
     let digest = Sha256::digest(normalize_sql(body).as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..8]);
     format!("sha256:{hex}")
 }
 

@@ -11,18 +11,40 @@ fn help_text_is_stable() {
 
 #[test]
 fn each_subcommand_help_is_stable() {
-    for subcommand in [
-        "create",
-        "status",
-        "migrate",
-        "adopt",
-        "restore",
-        "completions",
-        "man",
-    ] {
-        let outcome = run(tool().args([subcommand, "--help"]));
+    // Every subcommand of the CLI definition, so a new one cannot go unpinned.
+    let subcommands: Vec<String> = init_slate_db::cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|name| name != "help")
+        .collect();
+    assert!(subcommands.len() >= 9, "{subcommands:?}");
+    for subcommand in &subcommands {
+        let outcome = run(tool().args([subcommand.as_str(), "--help"]));
         outcome.assert_code(0);
         insta::assert_snapshot!(format!("help_{subcommand}"), outcome.stdout());
+    }
+}
+
+#[test]
+fn a_reader_that_closed_the_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    for args in [&["completions", "bash"][..], &["man"][..], &["--help"][..]] {
+        // The read end is closed before the tool starts: its first write meets EPIPE, as under
+        // `| head -1` once head has exited.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = tool()
+            .args(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the tool");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{args:?}: {stderr}"
+        );
     }
 }
 

@@ -11,6 +11,7 @@ mod event_store;
 mod exit_codes;
 #[cfg(feature = "test-hooks")]
 mod faults;
+mod json_documents;
 mod layout;
 mod lifecycle;
 mod privileges;

@@ -97,10 +97,13 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
             }
         }
         entry.events = store
-            .query_one("SELECT COALESCE(max(id), 0) FROM public.events", &[])
+            .query_one(
+                "SELECT COALESCE(max(id), 0)::bigint FROM public.events",
+                &[],
+            )
             .await
             .ok()
-            .map(|r| r.get(0));
+            .and_then(|r| r.try_get(0).ok());
         stores.push(entry);
     }
     output::emit(

@@ -109,7 +109,8 @@ pub async fn run(connection: ConnectionSettings, settings: VerifySettings) -> Re
     .await?;
     let _ = tokio::join!(reference_tx.commit(), copy_tx.commit());
 
-    let copy_ahead = copy_max > reference_max && settings.up_to.is_none();
+    // A copy ahead of its reference holds events the source never had: always a difference.
+    let copy_ahead = copy_max > reference_max;
     report.identical =
         report.differing_rows == 0 && !copy_ahead && !(settings.exact && report.behind > 0);
     output::emit(&report, settings.format)?;
@@ -177,32 +178,56 @@ async fn snapshot<'a>(client: &'a mut Client, label: &str) -> Result<Transaction
         .map_err(|e| Error::query(format!("starting a read-only snapshot of {label}"), &e))
 }
 
-/// The highest id; a database without a slate events table is refused (exit 12).
+/// The highest id. A database without an events table of the layout's columns, or with rows
+/// that have no id, is refused (exit 12).
 async fn max_id(tx: &Transaction<'_>, label: &str) -> Result<i64, Error> {
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('public.events') IS NOT NULL", &[])
+    let not_slate = |why: String| Error::Refused {
+        message: format!("{label} is not a slate event store: {why}"),
+        refusal: Refusal::NotSlate,
+    };
+    let columns: Vec<String> = tx
+        .query(
+            "SELECT a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = to_regclass('public.events') AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[],
+        )
         .await
         .map_err(|e| Error::query(format!("looking for the events table of {label}"), &e))?
-        .get(0);
-    if !exists {
-        return Err(Error::Refused {
-            message: format!("{label} is not a slate event store: it has no events table"),
-            refusal: Refusal::NotSlate,
-        });
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected = ["id bigint", "ts timestamp with time zone", "event jsonb"];
+    if columns.is_empty() {
+        return Err(not_slate("it has no events table".into()));
     }
-    tx.query_one("SELECT COALESCE(max(id), 0) FROM public.events", &[])
-        .await
-        .map(|row| row.get(0))
-        .map_err(|e| {
-            let failure = PgFailure::from(&e);
-            if failure.is(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
-                return Error::MissingPrivilege(format!(
-                    "reading the events of {label} was refused: {failure}; verify needs SELECT on events"
-                ));
-            }
-            Error::Query {
-                step: format!("reading the highest id of {label}"),
-                failure,
-            }
-        })
+    if columns != expected {
+        return Err(not_slate(format!(
+            "its events table has columns ({}), not ({})",
+            columns.join(", "),
+            expected.join(", ")
+        )));
+    }
+    tx.query_one(
+        "SELECT COALESCE(max(id), 0), count(*) FILTER (WHERE id IS NULL) FROM public.events",
+        &[],
+    )
+    .await
+    .map_err(|e| {
+        let failure = PgFailure::from(&e);
+        if failure.is(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return Error::MissingPrivilege(format!(
+                "reading the events of {label} was refused: {failure}; verify needs SELECT on events"
+            ));
+        }
+        Error::Query {
+            step: format!("reading the highest id of {label}"),
+            failure,
+        }
+    })
+    .and_then(|row| match row.get::<_, i64>(1) {
+        0 => Ok(row.get(0)),
+        nulls => Err(not_slate(format!("{nulls} of its events have no id"))),
+    })
 }

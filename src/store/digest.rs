@@ -31,6 +31,13 @@ pub enum TsPrecision {
     Ms,
 }
 
+/// The 64-bit hash of an event: the first 16 hex digits of the MD5 of its text in UTF-8, so the
+/// same events hash the same on a UTF8 and a LATIN1 server (`jsonb_hash_extended`, used before,
+/// hashes the server encoding's bytes). jsonb's text form is canonical (key order, spacing).
+/// NULL hashes to 0.
+const EVENT_HASH: &str =
+    "COALESCE(('x' || left(md5(convert_to(event::text, 'UTF8')), 16))::bit(64)::bigint, 0)";
+
 /// What a digest covers: the ids up to `up_to` (all of them for `None`), timestamps exact or
 /// truncated to milliseconds (the elm-slate replicator keeps milliseconds only).
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,15 +67,15 @@ impl Scope {
             .unwrap_or_default()
     }
 
-    /// The hash of one row binds its id, ts and event together: PostgreSQL's own 64-bit hash
-    /// functions for the three column types (the ones hash partitioning relies on, stable
-    /// across versions), each seeded with the hash of the next column, so no column's hash can
-    /// be moved to another row. `ts AT TIME ZONE 'UTC'` is the same microseconds whatever the
-    /// session's time zone. Available from PostgreSQL 11 on.
+    /// The hash of one row binds its id, ts and event together, each hash seeded with the
+    /// hash of the next column, so no column's hash can be moved to another row. `ts AT TIME
+    /// ZONE 'UTC'` is the same microseconds whatever the session's time zone. A NULL (a copy
+    /// without NOT NULL) hashes to a value of its own instead of making the row vanish.
     fn row_hash(&self) -> String {
         format!(
-            "hashint8extended(id, timestamp_hash_extended({}, jsonb_hash_extended(event, 0)))",
-            self.ts()
+            "hashint8extended(id, COALESCE(timestamp_hash_extended({ts}, {event}), {event} # 7))",
+            ts = self.ts(),
+            event = EVENT_HASH
         )
     }
 
@@ -80,7 +87,7 @@ impl Scope {
         format!(
             "SELECT id / {DIGEST_CHUNK}, count(*), max(id), \
                     hashtextextended(string_agg(({})::text, ',' ORDER BY id), 0) \
-               FROM public.events WHERE true{} GROUP BY 1 ORDER BY 1",
+               FROM public.events WHERE id IS NOT NULL{} GROUP BY 1 ORDER BY 1",
             self.row_hash(),
             self.bound()
         )
@@ -90,7 +97,7 @@ impl Scope {
     /// say which differs).
     fn rows_query(&self) -> String {
         format!(
-            "SELECT id, {}, timestamp_hash_extended({}, 0), jsonb_hash_extended(event, 0) \
+            "SELECT id, {}, COALESCE(timestamp_hash_extended({}, 0), 7), {EVENT_HASH} \
                FROM public.events WHERE id / {DIGEST_CHUNK} = $1{} ORDER BY id",
             self.row_hash(),
             self.ts(),

@@ -319,3 +319,175 @@ async fn list_shows_every_store_with_its_verdict_and_the_databases_it_may_not_en
     assert_eq!(entry("private_store").unwrap()["events"], 1);
     assert_eq!(doc["format_version"], 1);
 }
+
+#[tokio::test]
+async fn a_copy_ahead_of_its_reference_differs_with_or_without_up_to() {
+    let cluster = Cluster::start().await;
+    store_with(&cluster, "reference", 100).await;
+    copy_of(
+        &cluster,
+        "reference",
+        "ahead",
+        "INSERT INTO events VALUES (101, now(), '{}'), (102, now(), '{}')",
+    )
+    .await;
+    for extra in [&[][..], &["--up-to", "100"][..], &["--up-to", "50"][..]] {
+        let (outcome, doc) = verify(&cluster, "reference", "ahead", extra);
+        outcome.assert_code(19);
+        assert_eq!(doc["identical"], false, "{extra:?}");
+        assert!(
+            outcome
+                .stderr()
+                .contains("beyond the reference's last (102 > 100)"),
+            "{extra:?}: {}",
+            outcome.stderr()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_events_give_the_same_digest_on_a_latin1_server() {
+    let cluster = Cluster::start().await;
+    run(cluster.tool().args(["-n", "unicode", "-t", "destination"])).assert_code(0);
+    // LATIN1 needs a C locale for the database; the layout goes in with --into-existing.
+    cluster
+        .superuser_client("postgres")
+        .await
+        .batch_execute(
+            "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'",
+        )
+        .await
+        .unwrap();
+    run(cluster
+        .tool()
+        .args(["-n", "latin", "-t", "destination", "--into-existing"]))
+    .assert_code(0);
+    let events = "INSERT INTO events VALUES
+        (1, '2026-01-01 00:00:00.123456+00', '{\"name\": \"café\"}'),
+        (2, '2026-01-01 00:00:01+00', '{\"text\": \"Äé ñ\", \"n\": 1}'),
+        (3, '2026-01-01 00:00:02+00', '{\"ascii\": \"plain\"}')";
+    for database in ["unicode", "latin"] {
+        cluster
+            .superuser_client(database)
+            .await
+            .batch_execute(events)
+            .await
+            .unwrap();
+    }
+    let (outcome, doc) = verify(&cluster, "unicode", "latin", &["--exact"]);
+    outcome.assert_code(0);
+    assert_eq!(doc["identical"], true, "{doc}");
+    // And a real difference in a non-ASCII character is still found.
+    cluster
+        .superuser_client("latin")
+        .await
+        .batch_execute("UPDATE events SET event = '{\"name\": \"cafè\"}' WHERE id = 1")
+        .await
+        .unwrap();
+    let (outcome, doc) = verify(&cluster, "unicode", "latin", &[]);
+    outcome.assert_code(19);
+    assert_eq!(doc["first_differences"][0]["id"], 1, "{doc}");
+}
+
+#[tokio::test]
+async fn copies_with_nulls_or_other_column_types_are_verdicts_not_panics() {
+    let cluster = Cluster::start().await;
+    store_with(&cluster, "reference", 10).await;
+    let cases: &[(&str, &str, i32, &str)] = &[
+        (
+            "null_event",
+            "ALTER TABLE events ALTER event DROP NOT NULL; UPDATE events SET event = NULL WHERE id = 4",
+            19,
+            "differing row",
+        ),
+        (
+            "null_ts",
+            "ALTER TABLE events ALTER ts DROP NOT NULL; UPDATE events SET ts = NULL WHERE id = 5",
+            19,
+            "differing row",
+        ),
+        (
+            "null_id",
+            "ALTER TABLE events DROP CONSTRAINT events_pkey; ALTER TABLE events ALTER id DROP NOT NULL; INSERT INTO events VALUES (NULL, now(), '{}')",
+            12,
+            "have no id",
+        ),
+        (
+            "integer_id",
+            "ALTER TABLE events ALTER id TYPE integer",
+            12,
+            "id integer",
+        ),
+    ];
+    for (name, sql, code, says) in cases {
+        copy_of(&cluster, "reference", name, sql).await;
+        for (reference, copy) in [("reference", *name), (*name, "reference")] {
+            let (outcome, _) = verify(&cluster, reference, copy, &[]);
+            outcome.assert_code(*code);
+            assert!(
+                outcome.stderr().contains(says) && !outcome.stderr().contains("panicked"),
+                "{reference} vs {copy}: {}",
+                outcome.stderr()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn application_tables_named_events_are_not_stores_and_never_make_list_fail() {
+    let cluster = Cluster::start().await;
+    let admin = cluster.superuser_client("postgres").await;
+    for (database, sql) in [
+        ("app_serial", "CREATE TABLE events (id serial PRIMARY KEY, name text); INSERT INTO events (name) VALUES ('signup')"),
+        ("app_bigserial", "CREATE TABLE events (id bigserial PRIMARY KEY, name text, happened timestamptz)"),
+    ] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        cluster
+            .superuser_client(database)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap();
+        let outcome = run(cluster.tool().args(["status", "-d", database]));
+        outcome.assert_code(12);
+    }
+    // A store whose events.id was altered to integer: drift, named.
+    run(cluster.tool().args(["-n", "narrowed", "-t", "source"])).assert_code(0);
+    cluster
+        .superuser_client("narrowed")
+        .await
+        .batch_execute("ALTER TABLE events ALTER id TYPE integer")
+        .await
+        .unwrap();
+    let outcome = run(cluster.tool().args(["status", "-d", "narrowed"]));
+    outcome.assert_code(11);
+    assert!(
+        outcome.stdout().contains("id integer"),
+        "{}",
+        outcome.stdout()
+    );
+
+    let outcome = run(cluster.tool().args(["list", "--format", "json"]));
+    outcome.assert_code(0);
+    let doc: Value = serde_json::from_str(&outcome.stdout()).unwrap();
+    let names: Vec<&str> = doc["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"app_serial") && !names.contains(&"app_bigserial"),
+        "{names:?}"
+    );
+    let narrowed = doc["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["database"] == "narrowed")
+        .expect("the narrowed store is listed");
+    assert_eq!(narrowed["verdict"], "drift");
+}

@@ -24,6 +24,19 @@ pub(super) fn join_versions(migrations: &[MigrationRow], state: MigrationState) 
 pub(super) fn detect_layout(history: &[HistoryRow], objects: &[CatalogObject]) -> Option<Layout> {
     let destination = catalog::expected(Layout::Destination, Layout::Destination.latest_version());
     let destination_keys = catalog::by_key(&destination);
+    // Without a history table, only an events table of the layout's shape makes a store: an
+    // application's own `events(id serial, name text)` is not one.
+    if history.is_empty() {
+        let shape = destination_keys
+            .get(&("table".to_string(), "events".to_string()))
+            .map(|o| o.definition.as_str());
+        let has_shape = objects.iter().any(|o| {
+            o.kind == "table" && o.name == "events" && Some(o.definition.as_str()) == shape
+        });
+        if !has_shape {
+            return None;
+        }
+    }
     let source = catalog::expected(Layout::Source, Layout::Source.latest_version());
     let source_only = source.iter().any(|o| {
         !destination_keys.contains_key(&o.key())
@@ -178,7 +191,7 @@ fn row(
 /// means ids were handed out or events inserted without insert_events.
 pub(super) async fn check_id_counter(client: &Client) -> Result<ObjectRow, tokio_postgres::Error> {
     let row = client
-        .query_one("SELECT (SELECT count(*) FROM public.id), (SELECT min(id) FROM public.id), (SELECT COALESCE(max(id), 0) + 1 FROM public.events)", &[])
+        .query_one("SELECT (SELECT count(*) FROM public.id), (SELECT min(id)::bigint FROM public.id), (SELECT COALESCE(max(id)::bigint, 0) + 1 FROM public.events)", &[])
         .await?;
     let (rows, value, next): (i64, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
     let expected = format!("one row, {next} (max(events.id) + 1)");

@@ -5,7 +5,8 @@
 //! [`Error`] becomes a message on stderr and an exit code.
 //!
 //! Modules, top to bottom (imports point only down): `cli` → `commands` → `output` → `store` →
-//! `connect`, `lock`, `retry`, `guarded`, `shutdown`, `logging` → `error` → `pg`, `identifier`.
+//! `guarded` → `shutdown` → `logging`, and `connect`, `lock` → `retry` → `error` → `pg`,
+//! `identifier`, `hooks`.
 
 pub mod cli;
 pub mod commands;

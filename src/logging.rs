@@ -1,6 +1,7 @@
 //! Logging, set up in one place: on stderr, human-readable lines (coloured only on a terminal)
 //! or one JSON object per line; the final error of a failed run included.
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
@@ -77,8 +78,10 @@ pub fn report_error(error: &Error) -> u8 {
         }
         return code;
     }
+    // A closed stderr (`2>&1 | head -1`) must not turn an error into a panic.
+    let mut stderr = std::io::stderr().lock();
     for line in error.to_string().lines() {
-        eprintln!("error: {line}");
+        let _ = writeln!(stderr, "error: {line}");
     }
     code
 }

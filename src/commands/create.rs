@@ -48,6 +48,8 @@ pub async fn run(
     settings: CreateSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
+    // Held until the report is printed: a signal then is the runner's, not an unguarded exit.
+    let _guard = shutdown.guard();
     info!(
         host = %connection.host,
         port = connection.port,

@@ -44,6 +44,8 @@ pub async fn migrate(
     settings: MigrateSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
+    // Held until the report is printed: a signal then is the runner's, not an unguarded exit.
+    let _guard = shutdown.guard();
     let mut connector = Connector::new(connection)?;
     let report = guarded_on(&mut connector, shutdown, async |connector| {
         let (mut client, audit) = lifecycle::open(
@@ -74,6 +76,8 @@ pub async fn adopt(
     settings: AdoptSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
+    // Held until the report is printed: a signal then is the runner's, not an unguarded exit.
+    let _guard = shutdown.guard();
     let mut connector = Connector::new(connection)?;
     let report = guarded_on(&mut connector, shutdown, async |connector| {
         adopt_connected(connector, &settings).await

@@ -57,6 +57,8 @@ pub async fn run(
     settings: RestoreSettings,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
+    // Held until the report is printed: a signal then is the runner's, not an unguarded exit.
+    let _guard = shutdown.guard();
     let RestoreSettings {
         new_database: name,
         into_existing,

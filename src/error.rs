@@ -40,6 +40,12 @@ pub mod exit_code {
     pub const NOT_EMPTY: u8 = 18;
     /// verify: the copy differs from the reference.
     pub const DIFFERENCES: u8 = 19;
+    /// The server is read-only (a hot standby, or default_transaction_read_only).
+    pub const READ_ONLY: u8 = 20;
+    /// The database is a template or the maintenance database: never made a store.
+    pub const PROTECTED: u8 = 21;
+    /// A database under the tool's reserved temporary name is not this tool's build.
+    pub const RESERVED_NAME: u8 = 22;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -105,6 +111,18 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit_code::DIFFERENCES,
         "verify: the copy differs from the reference (the report says where)",
+    ),
+    (
+        exit_code::READ_ONLY,
+        "the server is read-only (a hot standby, or default_transaction_read_only); nothing was changed",
+    ),
+    (
+        exit_code::PROTECTED,
+        "the database is a template or the maintenance database; it was left untouched",
+    ),
+    (
+        exit_code::RESERVED_NAME,
+        "a database under the tool's reserved temporary name is not the tool's build; left alone",
     ),
     (
         exit_code::INTERRUPTED,
@@ -212,6 +230,19 @@ pub enum Error {
     #[error("--into-existing refused: database \"{database}\" is not empty, it holds {objects}; it was left untouched (use an empty database, or drop those objects)")]
     NotEmpty { database: String, objects: String },
 
+    #[error("{endpoint} is read-only ({why}); nothing was changed: run against the primary, or as a role without default_transaction_read_only")]
+    ReadOnly { endpoint: String, why: String },
+
+    #[error("database \"{database}\" is {why}: a slate store is never made of it, nothing was changed (choose another database)")]
+    Protected { database: String, why: String },
+
+    #[error("database \"{database}\" has the tool's reserved temporary name for \"{requested}\" but is not the tool's build ({why}); it was left alone: rename or drop it yourself (DROP DATABASE \"{database}\"), then run again")]
+    ReservedName {
+        database: String,
+        requested: String,
+        why: String,
+    },
+
     #[error("verify: the copy differs from the reference: {0}")]
     Differences(String),
 
@@ -285,6 +316,9 @@ impl Error {
             Error::Verification(_) => exit_code::VERIFICATION,
             Error::NotEmpty { .. } => exit_code::NOT_EMPTY,
             Error::Differences(_) => exit_code::DIFFERENCES,
+            Error::ReadOnly { .. } => exit_code::READ_ONLY,
+            Error::Protected { .. } => exit_code::PROTECTED,
+            Error::ReservedName { .. } => exit_code::RESERVED_NAME,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

@@ -22,6 +22,7 @@ use crate::logging::LoggingSettings;
 use crate::output::OutputFormat;
 use crate::store::digest::TsPrecision;
 use crate::store::layout::Layout;
+use crate::store::lifecycle::DEFAULT_MAINTENANCE_DB;
 use crate::store::staging::TEMP_PREFIX;
 use strum::VariantNames;
 
@@ -141,7 +142,7 @@ pub(super) fn validate(
         )
         .map(|settings| Command::Verify(Box::new(settings))),
         Some(SubCommand::List) => Some(Command::List(ListSettings {
-            database: url_database.unwrap_or("postgres").to_string(),
+            database: url_database.unwrap_or(DEFAULT_MAINTENANCE_DB).to_string(),
             format,
         })),
         // Printed by parse_from before validation.
@@ -216,7 +217,7 @@ fn validate_create(
     let maintenance_db = args
         .maintenance_db
         .or_else(|| url_database.map(String::from))
-        .unwrap_or_else(|| "postgres".into());
+        .unwrap_or_else(|| DEFAULT_MAINTENANCE_DB.into());
     if maintenance_db.is_empty() {
         problems.push("--maintenance-db must not be empty".into());
     }
@@ -355,7 +356,7 @@ fn validate_restore(
         maintenance_db: args
             .maintenance_db
             .or_else(|| url_database.map(String::from))
-            .unwrap_or_else(|| "postgres".into()),
+            .unwrap_or_else(|| DEFAULT_MAINTENANCE_DB.into()),
         dry_run: args.dry_run,
         lock_timeout,
         format,

@@ -76,9 +76,18 @@ pub async fn run(
         &mut connector,
         async |connector| create(connector, &settings, &ledger).await,
         async |connector, error| {
-            let cleanup = staging::discard(connector, &ledger, settings.keep_on_failure)
-                .instrument(info_span!("cleanup", database = %settings.new_database))
-                .await;
+            let span = info_span!("cleanup", database = %settings.new_database);
+            let cleanup = if !settings.into_existing {
+                staging::discard(connector, &ledger, settings.keep_on_failure)
+                    .instrument(span)
+                    .await
+            } else if ledger.touched() {
+                provision::undo_into_existing(connector, settings.new_database.as_str())
+                    .instrument(span)
+                    .await
+            } else {
+                None
+            };
             error.cleaned_up(cleanup)
         },
     )
@@ -158,12 +167,17 @@ async fn into_existing(
     let mut client = lifecycle::connect_locked(
         connector,
         name,
+        &settings.maintenance_db,
         settings.dry_run,
         settings.waits.lock_timeout,
     )
     .await?;
     ledger.step("checking that the database is empty");
-    let objects = provision::own_objects(&client).await?;
+    let mut objects = provision::own_objects(&client).await?;
+    if provision::only_an_empty_history(&client, &objects).await? {
+        info!("the database holds only an empty history table, left by an interrupted run: it counts as empty");
+        objects.clear();
+    }
     if !objects.is_empty() {
         if settings.if_not_exists && objects.iter().any(|o| o.is_store_table()) {
             drop(client);
@@ -187,7 +201,7 @@ async fn into_existing(
             started,
         ));
     }
-    ledger.step("applying migrations");
+    ledger.touch("applying migrations");
     let applied =
         provision::initialize_existing(&mut client, name, settings.layout, connector.user())
             .await?;
@@ -209,6 +223,7 @@ async fn existing(
     let (mut client, audit) = lifecycle::open(
         connector,
         settings.new_database.as_str(),
+        &settings.maintenance_db,
         Some(settings.layout),
         settings.dry_run,
         settings.waits.lock_timeout,

@@ -51,6 +51,7 @@ pub async fn migrate(
         let (mut client, audit) = lifecycle::open(
             connector,
             &settings.database,
+            lifecycle::DEFAULT_MAINTENANCE_DB,
             settings.layout,
             settings.dry_run,
             settings.waits.lock_timeout,
@@ -121,6 +122,7 @@ async fn adopt_connected(
     let (mut client, audit) = lifecycle::open(
         connector,
         &settings.database,
+        lifecycle::DEFAULT_MAINTENANCE_DB,
         settings.layout,
         settings.dry_run,
         settings.waits.lock_timeout,

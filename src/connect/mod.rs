@@ -39,6 +39,24 @@ pub struct Connector {
     canceller: Canceller,
 }
 
+/// The timeouts a DBA sets for applications (`ALTER ROLE ... SET statement_timeout`, and the
+/// database's) end long restores, idle maintenance sessions and open snapshots. As pg_dump
+/// does, every session of the tool turns them off; only the tool's own timeouts apply
+/// (`--lock-timeout`, `--ddl-lock-timeout`, `--connect-timeout`). `pg_settings` lists only
+/// the settings this server has (`idle_session_timeout` from 14, `transaction_timeout` from 17).
+/// `default_transaction_read_only` is left as it is: the commands that write refuse it.
+async fn own_timeouts_only(client: &Client) -> Result<(), Error> {
+    client
+        .simple_query(
+            "SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings
+              WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',
+                             'idle_session_timeout', 'transaction_timeout')",
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::query("turning off the session's statement and idle timeouts", &e))
+}
+
 /// Cancels whatever the connections a [`Connector`] opened are running on the server: dropping
 /// a future does not stop its query, a cancel request does (it goes over a connection of its
 /// own, with the same TLS settings).
@@ -127,6 +145,36 @@ impl Connector {
         })
     }
 
+    /// A second connector with the same settings, user (no new prompt) and password (the one
+    /// given or prompted for), for a task of its own; its connections are cancelled with
+    /// this one's.
+    pub fn duplicate(&self) -> Connector {
+        let settings = &self.settings;
+        Connector {
+            settings: ConnectionSettings {
+                host: settings.host.clone(),
+                port: settings.port,
+                user: settings.user.clone(),
+                password: settings
+                    .password
+                    .as_ref()
+                    .map(|p| SecretString::from(p.expose_secret().to_string())),
+                database: settings.database.clone(),
+                connect_timeout: settings.connect_timeout,
+                ssl_mode: settings.ssl_mode,
+                ssl_root_cert: settings.ssl_root_cert.clone(),
+                application_name: settings.application_name.clone(),
+                wait: settings.wait,
+                passfile: settings.passfile.clone(),
+                password_hint: settings.password_hint,
+            },
+            user: self.user.clone(),
+            interactive: false,
+            tls: self.tls.clone(),
+            canceller: self.canceller.clone(),
+        }
+    }
+
     /// A handle that cancels the queries of every connection this connector opens.
     pub fn canceller(&self) -> Canceller {
         self.canceller.clone()
@@ -154,6 +202,7 @@ impl Connector {
                 match self.connect_once(database).await {
                     Ok(client) => {
                         self.canceller.remember(&client);
+                        own_timeouts_only(&client).await?;
                         return Ok(client);
                     }
                     Err(Failed {

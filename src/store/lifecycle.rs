@@ -16,15 +16,42 @@ use crate::retry::{self, Backoff};
 use crate::store::audit::{self, Audit, Verdict};
 use crate::store::layout::{self, AppliedMigration, Layout};
 
-/// Connects to `database` and, unless this is a dry run, takes its lock ([`lock::TARGET_LOCK`])
-/// for the rest of the session.
+/// The database CREATE DATABASE connects to when no other is named: never a store.
+pub const DEFAULT_MAINTENANCE_DB: &str = "postgres";
+
+/// Connects to `database`, refuses it if a store must not be made of it or the server cannot
+/// be written (dry runs too: they say what the real run would), and, unless this is a dry run,
+/// takes its lock ([`lock::TARGET_LOCK`]) for the rest of the session.
 pub async fn connect_locked(
     connector: &mut Connector,
     database: &str,
+    maintenance_db: &str,
     dry_run: bool,
     lock_timeout: Duration,
 ) -> Result<Client, Error> {
     let client = connector.connect(database).await?;
+    check_writable(&client, &connector.settings().endpoint()).await?;
+    let template: bool = client
+        .query_one(
+            "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::query("checking whether the database is a template", &e))?
+        .get(0);
+    let why = if template {
+        Some("a template database (datistemplate): every database created afterwards would copy the store")
+    } else if database == maintenance_db {
+        Some("the maintenance database, which CREATE DATABASE and other tools connect to")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(Error::Protected {
+            database: database.to_string(),
+            why: why.to_string(),
+        });
+    }
     if !dry_run {
         lock::acquire(&client, lock::TARGET_LOCK, lock_timeout).await?;
     }
@@ -36,14 +63,39 @@ pub async fn connect_locked(
 pub async fn open(
     connector: &mut Connector,
     database: &str,
+    maintenance_db: &str,
     wanted: Option<Layout>,
     dry_run: bool,
     lock_timeout: Duration,
 ) -> Result<(Client, Audit), Error> {
-    let client = connect_locked(connector, database, dry_run, lock_timeout).await?;
+    let client = connect_locked(connector, database, maintenance_db, dry_run, lock_timeout).await?;
     let audit = audit::audit(&client, database, wanted).await?;
     check_layout(&audit, wanted)?;
     Ok((client, audit))
+}
+
+/// Refuses a server or session that cannot write: a hot standby, or a role or database whose
+/// `default_transaction_read_only` is on.
+pub async fn check_writable(client: &Client, endpoint: &str) -> Result<(), Error> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only') = 'on'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::query("checking whether the server accepts writes", &e))?;
+    let (standby, read_only): (bool, bool) = (row.get(0), row.get(1));
+    let why = if standby {
+        "a hot standby, in recovery"
+    } else if read_only {
+        "default_transaction_read_only is on for this role or database"
+    } else {
+        return Ok(());
+    };
+    Err(Error::ReadOnly {
+        endpoint: endpoint.to_string(),
+        why: why.to_string(),
+    })
 }
 
 /// What bringing a verified store up to date did.
@@ -125,7 +177,8 @@ pub async fn apply_pending(
                 info_span!("migrate", database = %audit.database, layout = %layout, attempt),
             )
             .await;
-        let _ = client.batch_execute("RESET lock_timeout").await;
+        // Back to the session's 0, not RESET: that would restore a role's lock_timeout.
+        let _ = client.batch_execute("SET lock_timeout = 0").await;
         let failure = match result {
             Ok(applied) => break applied,
             Err(e) => pg::failure_in_chain(&*e),

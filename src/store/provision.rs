@@ -8,8 +8,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info_span, Instrument};
 
+use crate::connect::Connector;
 use crate::error::Error;
 use crate::pg;
+use crate::retry::{self, Backoff};
 use crate::store::layout::{self, AppliedMigration, Layout, HISTORY_TABLE};
 
 /// An object of a database's own (not PostgreSQL's, not an extension's).
@@ -115,4 +117,63 @@ pub async fn initialize_existing(
         })?;
     layout::log_applied(&applied);
     Ok(applied)
+}
+
+/// Whether the database's only object of its own is an empty history table: what an
+/// `--into-existing` run leaves when it is killed after refinery created the table (refinery
+/// commits it before the migrations' transaction). Such a database still counts as empty.
+pub async fn only_an_empty_history(client: &Client, objects: &[OwnObject]) -> Result<bool, Error> {
+    let [only] = objects else {
+        return Ok(false);
+    };
+    if !(only.kind == "table" && only.schema == "public" && only.name == HISTORY_TABLE) {
+        return Ok(false);
+    }
+    client
+        .query_one(
+            &format!("SELECT NOT EXISTS (SELECT 1 FROM public.{HISTORY_TABLE})"),
+            &[],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| Error::query("reading the history table", &e))
+}
+
+/// After a failed or interrupted `--into-existing`: removes the empty history table the run
+/// left, reconnecting across a lost connection, so the database is as it was. Says what it did.
+pub async fn undo_into_existing(connector: &mut Connector, database: &str) -> Option<String> {
+    let mut backoff = Backoff::new(retry::CLEANUP, Some(retry::CLEANUP_DEADLINE));
+    loop {
+        let last = match connector.connect(database).await {
+            Ok(client) => match remove_empty_history(&client).await {
+                Ok(done) => return Some(done),
+                Err(error) => error.to_string(),
+            },
+            Err(error) => error.to_string(),
+        };
+        if !backoff.pause().await {
+            tracing::warn!(%last, "could not check \"{database}\" after the failed run");
+            return Some(format!(
+                "checking \"{database}\" afterwards failed ({last}): if it holds only an empty {HISTORY_TABLE} table, drop that table, then run again"
+            ));
+        }
+    }
+}
+
+async fn remove_empty_history(client: &Client) -> Result<String, Error> {
+    let objects = own_objects(client).await?;
+    if objects.is_empty() {
+        return Ok("the database is as it was".into());
+    }
+    if only_an_empty_history(client, &objects).await? {
+        client
+            .batch_execute(&format!("DROP TABLE public.{HISTORY_TABLE}"))
+            .await
+            .map_err(|e| Error::query("removing the empty history table", &e))?;
+        tracing::info!("removed the empty history table the run had created");
+        return Ok(format!(
+            "the empty {HISTORY_TABLE} table the run had created was removed; the database is as it was"
+        ));
+    }
+    Ok("the database was left as it is".into())
 }

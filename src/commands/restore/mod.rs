@@ -187,6 +187,7 @@ async fn restore(
         let mut client = lifecycle::connect_locked(
             &mut servers.target,
             name.as_str(),
+            &ledger.maintenance_db(),
             plan.dry_run,
             plan.lock_timeout,
         )

@@ -13,13 +13,23 @@ pub(super) enum Holder {
     Gone,
     /// A run that is still alive: its description.
     Alive(String),
-    /// No marker yet (just created) or ever (its creator died at once): its OID.
-    Unmarked(u32),
-    /// Its run is over: OID and marker.
-    Abandoned(u32, Marker),
+    /// No comment at all: a build a moment old (marked right after CREATE DATABASE), or a
+    /// database of someone else's.
+    Unmarked,
+    /// A comment that is not the tool's marker for this name: not the tool's build, why.
+    Foreign(String),
+    /// The tool's build whose run's keeper session is gone: OID and marker. The run may be
+    /// reconnecting; only a claim that sees it so for [`super::ABANDON_GRACE`] removes it.
+    Dead(u32, Marker),
 }
 
-pub(super) async fn examine(maintenance: &Client, temp: &str) -> Result<Holder, Error> {
+/// Examines the temporary database `temp`; with `requested`, a marker for another name is
+/// foreign.
+pub(super) async fn examine(
+    maintenance: &Client,
+    temp: &str,
+    requested: Option<&str>,
+) -> Result<Holder, Error> {
     let row = maintenance
         .query_opt(
             "SELECT d.oid, pg_catalog.shobj_description(d.oid, 'pg_database'),
@@ -34,25 +44,38 @@ pub(super) async fn examine(maintenance: &Client, temp: &str) -> Result<Holder, 
     };
     let oid: u32 = row.get(0);
     let sessions: i64 = row.get(2);
-    let marker = row
-        .get::<_, Option<String>>(1)
-        .and_then(|text| serde_json::from_str::<Marker>(&text).ok());
-    let Some(marker) = marker else {
+    let Some(comment) = row.get::<_, Option<String>>(1) else {
         return Ok(if sessions > 0 {
             Holder::Alive(format!(
                 "an unmarked build with {sessions} session(s) in it"
             ))
         } else {
-            Holder::Unmarked(oid)
+            Holder::Unmarked
         });
     };
+    let marker = match serde_json::from_str::<Marker>(&comment) {
+        Ok(marker) if marker.tool == "init-slate-db" => marker,
+        _ => {
+            return Ok(Holder::Foreign(
+                "its comment is not the tool's marker".into(),
+            ))
+        }
+    };
+    if let Some(requested) = requested {
+        if marker.requested != requested {
+            return Ok(Holder::Foreign(format!(
+                "its marker names \"{}\"",
+                marker.requested
+            )));
+        }
+    }
     // The run's maintenance session lives as long as the run. Sessions still in the temporary
     // database do not keep it alive: a killed client's backend may run its last query to the
     // end, and DROP ... WITH (FORCE) ends it.
     if session_alive(maintenance, &marker).await? {
         return Ok(Holder::Alive(marker.describe()));
     }
-    Ok(Holder::Abandoned(oid, marker))
+    Ok(Holder::Dead(oid, marker))
 }
 
 /// Whether the marker's maintenance session still exists.
@@ -78,6 +101,9 @@ pub enum LeftoverState {
     Building,
     /// Its run ended before the store was complete: the next run for the name removes it.
     Abandoned,
+    /// Not the tool's build (no marker, or another's): never removed, and a run for its name
+    /// is refused until someone renames or drops it.
+    Foreign,
 }
 
 /// A leftover build on the server, for `status`.
@@ -103,11 +129,11 @@ pub async fn leftovers(client: &Client) -> Result<Vec<Leftover>, Error> {
     let mut found = Vec::new();
     for row in rows {
         let database: String = row.get(0);
-        let (state, marker) = match examine(client, &database).await? {
+        let (state, marker) = match examine(client, &database, None).await? {
             Holder::Gone => continue,
             Holder::Alive(_) => (LeftoverState::Building, None),
-            Holder::Unmarked(_) => (LeftoverState::Abandoned, None),
-            Holder::Abandoned(_, marker) => (LeftoverState::Abandoned, Some(marker)),
+            Holder::Unmarked | Holder::Foreign(_) => (LeftoverState::Foreign, None),
+            Holder::Dead(_, marker) => (LeftoverState::Abandoned, Some(marker)),
         };
         let marker = match marker {
             Some(marker) => Some(marker),

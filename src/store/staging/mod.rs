@@ -9,9 +9,11 @@
 //!   unique database names make it a server-wide lock per name: a second run's CREATE DATABASE
 //!   fails with 42P04, and it waits for the first.
 //! - Its `COMMENT ON DATABASE` is a JSON [`Marker`]: the requested name, the tool's version, the
-//!   host and pid of the run, its start time, a run id, and the maintenance session (backend pid
-//!   and start) that stays open for the whole run. A run whose maintenance session is gone is
-//!   over: a later run for the name removes what it left.
+//!   host and pid of the run, its start time, a run id, and the run's keeper session (backend
+//!   pid and start; see [`keeper`]), which reconnects if it is ended under a live run. A build
+//!   whose keeper session stays gone for [`ABANDON_GRACE`] is over: a later run for the name
+//!   removes it. A database under the reserved name without the tool's marker for that name is
+//!   someone else's: it is never removed, and runs for the name are refused (exit 22).
 //! - Clean-up finds the database by the OID recorded when it was created and checks the run id
 //!   in its marker, so it never removes a database it did not create; it reconnects with
 //!   backoff for up to [`retry::CLEANUP_DEADLINE`] if the connection was lost.
@@ -34,6 +36,7 @@ use crate::retry::{self, Backoff};
 
 mod cleanup;
 mod holders;
+mod keeper;
 pub mod pipeline;
 
 pub use cleanup::discard;
@@ -45,9 +48,14 @@ pub use pipeline::{check, Checked, Staging};
 /// Every temporary database's name starts with this.
 pub const TEMP_PREFIX: &str = "slate_tmp_";
 
-/// How long a temporary database may go without its marker before it counts as abandoned (its
-/// creator sets the marker right after CREATE DATABASE).
+/// How long a temporary database may go without its marker before it counts as someone else's
+/// (its creator sets the marker right after CREATE DATABASE).
 const UNMARKED_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a build's keeper session must be seen gone before another run removes the build:
+/// a live run's keeper reconnects well within it (see [`keeper`]), a dead run's build is
+/// removed after it.
+pub const ABANDON_GRACE: Duration = Duration::from_secs(5);
 
 /// The temporary name of a build of `requested`.
 pub fn temp_name(requested: &str) -> String {
@@ -69,7 +77,7 @@ pub struct Marker {
     pub started: String,
     /// This run's id.
     pub run: String,
-    /// The run's maintenance session: while it lives, the run lives.
+    /// The run's keeper session: while it lives, the run lives.
     pub backend_pid: i32,
     /// That session's start (seconds since the epoch), so a reused pid is not mistaken for it.
     pub backend_start: f64,
@@ -148,6 +156,11 @@ impl Ledger {
         self.update(|s| s.step = step);
     }
 
+    /// The database the run connects to for CREATE and DROP DATABASE.
+    pub fn maintenance_db(&self) -> String {
+        self.state().maintenance_db
+    }
+
     /// The step the run is at.
     pub fn current_step(&self) -> &'static str {
         self.state().step
@@ -172,6 +185,7 @@ impl Ledger {
 /// left. Returns [`Claim::NameTaken`] when the requested name exists.
 pub(crate) async fn claim(
     maintenance: &Client,
+    keeper: keeper::Session,
     connector: &Connector,
     requested: &Identifier,
     lock_timeout: Duration,
@@ -180,6 +194,8 @@ pub(crate) async fn claim(
     let temp = temp_name(requested.as_str());
     let mut backoff = Backoff::new(retry::WAIT_FOR_OTHER_RUN, Some(lock_timeout));
     let mut unmarked_since: Option<Instant> = None;
+    // The dead keeper session last seen, and since when.
+    let mut dead_since: Option<(keeper::Session, Instant)> = None;
     let mut logged_holder = None;
     loop {
         if database_oid(maintenance, requested.as_str())
@@ -198,7 +214,7 @@ pub(crate) async fn claim(
         ledger.update(|s| s.creating = None);
         match created {
             Ok(()) => {
-                let build = mark(maintenance, requested, &temp).await;
+                let build = mark(maintenance, keeper, requested, &temp).await;
                 // Recorded even if marking failed: clean-up then drops it by its OID.
                 if let Ok(build) | Err((Some(build), _)) = &build {
                     ledger.update(|s| s.built = Some(build.clone()));
@@ -217,11 +233,17 @@ pub(crate) async fn claim(
             }
         }
         // Another build of this name exists: wait for a live one, remove an ended one.
-        match examine(maintenance, &temp).await? {
+        let holder = examine(maintenance, &temp, Some(requested.as_str())).await?;
+        if !matches!(holder, Holder::Dead(..)) {
+            dead_since = None;
+        }
+        if !matches!(holder, Holder::Unmarked) {
+            unmarked_since = None;
+        }
+        match holder {
             Holder::Gone => continue,
             Holder::Alive(holder) => {
                 ledger.step("waiting for another run building the same name");
-                unmarked_since = None;
                 if logged_holder.as_ref() != Some(&holder) {
                     warn!(temporary = %temp, holder = %holder, "another run is building \"{requested}\"; waiting for it");
                     logged_holder = Some(holder.clone());
@@ -234,18 +256,41 @@ pub(crate) async fn claim(
                     });
                 }
             }
-            Holder::Unmarked(oid) => {
+            Holder::Unmarked => {
                 let since = *unmarked_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= UNMARKED_GRACE {
-                    drop_abandoned(maintenance, &temp, oid, "an unmarked, unattended build")
-                        .await?;
-                    unmarked_since = None;
-                    continue;
+                    return Err(Error::ReservedName {
+                        database: temp,
+                        requested: requested.to_string(),
+                        why: "it has no comment, so no marker of the tool's".into(),
+                    });
                 }
             }
-            Holder::Abandoned(oid, marker) => {
-                drop_abandoned(maintenance, &temp, oid, &marker.describe()).await?;
-                continue;
+            Holder::Foreign(why) => {
+                return Err(Error::ReservedName {
+                    database: temp,
+                    requested: requested.to_string(),
+                    why,
+                });
+            }
+            Holder::Dead(oid, marker) => {
+                let session = keeper::Session {
+                    pid: marker.backend_pid,
+                    start: marker.backend_start,
+                };
+                let since = match dead_since {
+                    Some((seen, since)) if seen == session => since,
+                    _ => {
+                        warn!(temporary = %temp, "the run building \"{requested}\" has no session left; removing its build unless the run reconnects within {} s", ABANDON_GRACE.as_secs());
+                        Instant::now()
+                    }
+                };
+                dead_since = Some((session, since));
+                if since.elapsed() >= ABANDON_GRACE {
+                    drop_abandoned(maintenance, &temp, oid, &marker.describe()).await?;
+                    dead_since = None;
+                    continue;
+                }
             }
         }
         // Past the deadline a short pause still lets an unmarked build's grace run out.
@@ -255,26 +300,25 @@ pub(crate) async fn claim(
     }
 }
 
-/// Marks the new temporary database as this run's build.
+/// Marks the new temporary database as this run's build, kept alive by `keeper`.
 async fn mark(
     maintenance: &Client,
+    keeper: keeper::Session,
     requested: &Identifier,
     temp: &str,
 ) -> Result<Staged, (Option<Staged>, Error)> {
     let query_error = |step: &str, e: tokio_postgres::Error| Error::query(step, &e);
     let row = maintenance
         .query_one(
-            "SELECT d.oid, pg_backend_pid(), extract(epoch FROM a.backend_start)::float8,
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-               FROM pg_catalog.pg_database d, pg_catalog.pg_stat_activity a
-              WHERE d.datname = $1 AND a.pid = pg_backend_pid()",
+            "SELECT d.oid, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+               FROM pg_catalog.pg_database d WHERE d.datname = $1",
             &[&temp],
         )
         .await
         .map_err(|e| (None, query_error("reading the new database's OID", e)))?;
     let oid: u32 = row.get(0);
-    let backend_pid: i32 = row.get(1);
-    let started: String = row.get(3);
+    let backend_pid = keeper.pid;
+    let started: String = row.get(1);
     let pid = std::process::id();
     let run_seed = format!("{pid} {backend_pid} {started} {:?}", Instant::now());
     let run = hex::encode(&Sha256::digest(run_seed.as_bytes())[..8]);
@@ -287,7 +331,7 @@ async fn mark(
         started,
         run,
         backend_pid,
-        backend_start: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
+        backend_start: keeper.start,
     };
     let build = Staged {
         requested: requested.clone(),
@@ -439,7 +483,7 @@ fn create_failure(
 }
 
 /// `text` as an SQL string literal (COMMENT takes no parameters).
-fn quote_literal(text: &str) -> String {
+pub(super) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

@@ -10,13 +10,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info, info_span, Instrument};
 
-use super::{claim, publish, Claim, Ledger, Staged};
+use super::{claim, keeper, publish, Claim, Ledger, Staged};
 use crate::connect::Connector;
 use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
 use crate::pg;
 use crate::store::layout::{self, AppliedMigration, Layout};
+use crate::store::lifecycle;
 
 /// A new store whose checks passed: the maintenance session stays open for the build (while it
 /// lives, other runs know this run is alive).
@@ -50,6 +51,7 @@ pub async fn check(
     let maintenance_db = ledger.state().maintenance_db;
     let maintenance = connector.connect(&maintenance_db).await?;
     ledger.step("checking the role and the name");
+    lifecycle::check_writable(&maintenance, &connector.settings().endpoint()).await?;
     preflight(&maintenance, connector, name, layout)
         .instrument(info_span!("preflight", database = %name))
         .await?;
@@ -72,23 +74,45 @@ impl Checked {
         fill: impl AsyncFnOnce(&mut Connector, &Staged) -> Result<T, Error>,
     ) -> Result<Staging<T>, Error> {
         let Checked {
-            maintenance,
+            mut maintenance,
             name,
             layout,
         } = self;
+        let maintenance_db = ledger.maintenance_db();
         ledger.step("waiting for the name");
-        let claimed = claim(&maintenance, connector, &name, lock_timeout, ledger)
-            .instrument(info_span!("claim", database = %name))
-            .await?;
+        let keeper_client = connector.connect(&maintenance_db).await?;
+        let keeper_session = keeper::identify(&keeper_client).await?;
+        let claimed = claim(
+            &maintenance,
+            keeper_session,
+            connector,
+            &name,
+            lock_timeout,
+            ledger,
+        )
+        .instrument(info_span!("claim", database = %name))
+        .await?;
         let staged = match claimed {
             Claim::Staging(staged) => staged,
             Claim::NameTaken => return Ok(Staging::NameTaken),
         };
+        // Stops with this future: on success, failure or a signal alike.
+        let _keeper = keeper::spawn(
+            keeper_client,
+            connector.duplicate(),
+            maintenance_db.clone(),
+            (*staged).clone(),
+        );
         hooks::pause("created", None).await;
         let applied = initialize(connector, &staged, layout, ledger).await?;
         let filled = fill(connector, &staged).await?;
         ledger.step("publishing the store under its name");
         hooks::pause("publishing", None).await;
+        // The maintenance session sat idle through the build: if something ended it, publish
+        // on a new one.
+        if maintenance.simple_query("SELECT 1").await.is_err() {
+            maintenance = connector.connect(&maintenance_db).await?;
+        }
         publish(
             &maintenance,
             &staged,

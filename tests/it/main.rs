@@ -11,11 +11,16 @@ mod event_store;
 mod exit_codes;
 #[cfg(feature = "test-hooks")]
 mod faults;
+#[cfg(feature = "test-hooks")]
+mod interrupted;
 mod json_documents;
 mod layout;
 mod lifecycle;
 mod privileges;
+mod refusals;
 mod restore;
+#[cfg(feature = "test-hooks")]
+mod sessions;
 mod tls;
 mod verdicts;
 mod verify;

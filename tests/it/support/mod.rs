@@ -332,6 +332,40 @@ impl Cluster {
         (cluster, ca)
     }
 
+    /// A hot standby of this cluster on a port of its own: a copy of the data directory taken
+    /// with the server stopped (so it is consistent at once), started in standby mode with no
+    /// primary to follow. This cluster is running again when it returns.
+    pub fn hot_standby(&mut self) -> Cluster {
+        let _ = server_command(&self.bindir, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-w", "-m", "fast", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let dir = tempfile::Builder::new()
+            .prefix("slate-test-standby.")
+            .tempdir()
+            .unwrap();
+        let mut copy = Command::new("cp");
+        copy.arg("-a")
+            .arg(self.dir.path().join("data"))
+            .arg(dir.path().join("data"));
+        run_checked(copy, "copying the data directory");
+        std::fs::create_dir(dir.path().join("socket")).unwrap();
+        std::fs::write(dir.path().join("data/standby.signal"), "").unwrap();
+        chown_to_server_user(dir.path());
+        self.start_server(None);
+        let mut standby = Cluster {
+            dir,
+            port: free_port(),
+            bindir: self.bindir.clone(),
+            installation: None,
+        };
+        standby.start_server(Some("-c hot_standby=on"));
+        standby
+    }
+
     /// Writes `contents` to a file in the cluster's directory and returns its path.
     pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.dir.path().join(name);

@@ -46,6 +46,8 @@ pub mod exit_code {
     pub const PROTECTED: u8 = 21;
     /// A database under the tool's reserved temporary name is not this tool's build.
     pub const RESERVED_NAME: u8 = 22;
+    /// A transaction-mode connection pooler stands between the tool and the server.
+    pub const POOLER: u8 = 23;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -114,15 +116,19 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit_code::READ_ONLY,
-        "the server is read-only (a hot standby, or default_transaction_read_only); nothing was changed",
+        "the server or role is read-only (a hot standby, default_transaction_read_only)",
     ),
     (
         exit_code::PROTECTED,
-        "the database is a template or the maintenance database; it was left untouched",
+        "the database is a template or the maintenance database; left untouched",
     ),
     (
         exit_code::RESERVED_NAME,
-        "a database under the tool's reserved temporary name is not the tool's build; left alone",
+        "a database under the tool's reserved temporary name is not its build; left alone",
+    ),
+    (
+        exit_code::POOLER,
+        "a transaction-mode pooler is in the way: connect to the server directly",
     ),
     (
         exit_code::INTERRUPTED,
@@ -243,6 +249,9 @@ pub enum Error {
         why: String,
     },
 
+    #[error("{endpoint} hands out server sessions per transaction (a transaction-mode pooler such as PgBouncer with pool_mode = transaction): the tool's locks and settings belong to one session and would be left to other clients, so nothing was done; connect to the PostgreSQL server directly, or through a session-mode pool")]
+    Pooler { endpoint: String },
+
     #[error("verify: the copy differs from the reference: {0}")]
     Differences(String),
 
@@ -319,6 +328,7 @@ impl Error {
             Error::ReadOnly { .. } => exit_code::READ_ONLY,
             Error::Protected { .. } => exit_code::PROTECTED,
             Error::ReservedName { .. } => exit_code::RESERVED_NAME,
+            Error::Pooler { .. } => exit_code::POOLER,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

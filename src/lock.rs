@@ -93,7 +93,7 @@ async fn holder(client: &Client, name: &str) -> Result<String, Error> {
             "SELECT a.pid, COALESCE(a.usename::text, '?'), COALESCE(NULLIF(a.application_name, ''), '?'),
                     COALESCE(host(a.client_addr), 'local socket')
                FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              WHERE l.locktype = 'advisory' AND l.granted AND l.mode IN ('ExclusiveLock', 'ShareLock') AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2
               LIMIT 1",
             &[&LOCK_NAMESPACE, &name],

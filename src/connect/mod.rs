@@ -37,6 +37,21 @@ pub struct Connector {
     interactive: bool,
     tls: Option<MakeRustlsConnect>,
     canceller: Canceller,
+    /// Whether the endpoint was checked for a transaction-mode pooler.
+    probed: bool,
+}
+
+/// The server process id behind `client`'s session right now (a simple query: no prepared
+/// statement, which a pooler may not carry between transactions).
+async fn backend_pid(client: &Client) -> Result<String, tokio_postgres::Error> {
+    let messages = client.simple_query("SELECT pg_backend_pid()").await?;
+    Ok(messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
+            _ => None,
+        })
+        .unwrap_or_default())
 }
 
 /// The timeouts a DBA sets for applications (`ALTER ROLE ... SET statement_timeout`, and the
@@ -142,6 +157,7 @@ impl Connector {
             interactive,
             tls,
             canceller,
+            probed: false,
         })
     }
 
@@ -172,6 +188,7 @@ impl Connector {
             interactive: false,
             tls: self.tls.clone(),
             canceller: self.canceller.clone(),
+            probed: self.probed,
         }
     }
 
@@ -202,6 +219,10 @@ impl Connector {
                 match self.connect_once(database).await {
                     Ok(client) => {
                         self.canceller.remember(&client);
+                        if !self.probed {
+                            self.probed = true;
+                            self.refuse_a_transaction_pooler(database, &client).await?;
+                        }
                         own_timeouts_only(&client).await?;
                         return Ok(client);
                     }
@@ -224,6 +245,41 @@ impl Connector {
         }
         .instrument(span)
         .await
+    }
+
+    /// Through a transaction-mode pooler (PgBouncer's `pool_mode = transaction`, and the
+    /// like) a session-level advisory lock or setting stays with a pooled server connection
+    /// that other clients use next, and the pool keeps sessions in a database being renamed.
+    /// So the first connection to an endpoint checks, with a second one, that a client keeps
+    /// its server session: each pins its session in turn inside a transaction, and a pooler
+    /// (which hands out server sessions per transaction, most recently used first) shows as
+    /// a session that changes or is shared. Only plain SELECTs run; nothing is left.
+    async fn refuse_a_transaction_pooler(
+        &mut self,
+        database: &str,
+        client: &Client,
+    ) -> Result<(), Error> {
+        let Ok(other) = self.connect_once(database).await else {
+            return Ok(()); // cannot tell; the connection that worked goes on
+        };
+        let probe = async {
+            client.batch_execute("BEGIN").await?;
+            let a1 = backend_pid(client).await?;
+            let b1 = backend_pid(&other).await?;
+            client.batch_execute("COMMIT").await?;
+            other.batch_execute("BEGIN").await?;
+            let b2 = backend_pid(&other).await?;
+            let a2 = backend_pid(client).await?;
+            other.batch_execute("COMMIT").await?;
+            Ok::<bool, tokio_postgres::Error>(a1 != a2 || b1 != b2 || a1 == b1)
+        };
+        match probe.await {
+            Ok(true) => Err(Error::Pooler {
+                endpoint: self.settings.endpoint(),
+            }),
+            Ok(false) => Ok(()),
+            Err(error) => Err(Error::query("checking for a connection pooler", &error)),
+        }
     }
 
     /// One attempt, asking for the password once if the server wants one we do not have.

@@ -151,3 +151,56 @@ async fn a_hot_standby_is_refused_with_the_same_code_in_dry_runs_and_real_runs()
         outcome.error_lines()
     );
 }
+
+#[tokio::test]
+async fn through_a_transaction_pooler_every_command_refuses_at_once_and_leaves_nothing() {
+    use crate::support::pooler::PgBouncer;
+    use crate::support::{SUPERUSER, SUPERUSER_PASSWORD};
+    let cluster = Cluster::start().await;
+    run(cluster.tool().args(["-n", "pooled", "-t", "source"])).assert_code(0);
+    let through = |bouncer: &PgBouncer| {
+        let mut command = crate::support::tool();
+        command
+            .args(["--host", "127.0.0.1", "--port", &bouncer.port.to_string()])
+            .args(["--user", SUPERUSER])
+            .env("PGPASSWORD", SUPERUSER_PASSWORD);
+        command
+    };
+    let transaction = PgBouncer::start(&cluster, "transaction").await;
+    let cases: &[&[&str]] = &[
+        &["status", "-d", "pooled"],
+        &["migrate", "-d", "pooled"],
+        &["-n", "pooled", "-t", "source", "--if-not-exists"],
+        &["-n", "through_pool", "-t", "source"],
+        &["list"],
+    ];
+    for args in cases {
+        let outcome = run(through(&transaction).args(*args));
+        outcome.assert_code(23);
+        let errors = outcome.error_lines();
+        assert!(
+            errors.len() == 1 && errors[0].contains("pooler"),
+            "{args:?}: {errors:?}"
+        );
+    }
+    // Nothing was left in a pooled session: no advisory lock, no database.
+    let admin = cluster.superuser_client("postgres").await;
+    let locks: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0);
+    assert!(!cluster.database_exists("through_pool").await);
+    run(cluster
+        .tool()
+        .args(["migrate", "-d", "pooled", "--lock-timeout", "2"]))
+    .assert_code(0);
+    // A session-mode pool keeps each client's session: it works.
+    let session = PgBouncer::start(&cluster, "session").await;
+    run(through(&session).args(["status", "-d", "pooled"])).assert_code(0);
+    run(through(&session).args(["migrate", "-d", "pooled"])).assert_code(0);
+}

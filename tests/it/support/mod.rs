@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
+
+pub mod pooler;
 use tokio_postgres::{Client, NoTls};
 
 /// The cluster's superuser.

@@ -8,6 +8,8 @@
 #
 #   bench/verify.sh [N] [RUNS]        (default: 1000000 3)
 #   BENCH_PROFILE=dev bench/verify.sh 2000 1     (smoke run)
+#   BENCH_BASELINE_TOOL=/path/to/older/init-slate-db BENCH_BASELINE_LABEL=... bench/verify.sh
+#       (also verifies with an older build, interleaved in the same runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -37,6 +39,9 @@ done
 
 time_ms() { local t0; t0=$(now_ms); "$@" >/dev/null; echo $(( $(now_ms) - t0 )); }
 verify() { "$tool" verify -d reference --replica-database replica; }
+baseline() { "$BENCH_BASELINE_TOOL" verify -d reference --replica-database replica; }
+methods="verify read_both md5_sql"
+[ -n "${BENCH_BASELINE_TOOL:-}" ] && methods="baseline $methods"
 read_both() {
   psql -X -q -d reference -c "COPY (SELECT id, ts, event FROM events ORDER BY id) TO STDOUT" >/dev/null &
   psql -X -q -d replica -c "COPY (SELECT id, ts, event FROM events ORDER BY id) TO STDOUT" >/dev/null
@@ -52,22 +57,22 @@ md5_sql() {
 
 : > "$work/times"
 for run in $(seq 1 "$runs"); do
-  for method in verify read_both md5_sql; do
+  for method in $methods; do
     echo "$method $(time_ms "$method")" >> "$work/times"
   done
 done
-python3 - "$work/times" "$n" <<'PY'
+python3 - "$work/times" "$n" "${BENCH_BASELINE_LABEL:-baseline}" <<'PY'
 import statistics, sys
 times = {}
 for line in open(sys.argv[1]):
     method, ms = line.split()
     times.setdefault(method, []).append(int(ms))
 n = int(sys.argv[2])
-names = {"verify": "init-slate-db verify", "read_both": "read both sides once (COPY, in parallel)", "md5_sql": "md5 per chunk in SQL (both sides in parallel)"}
+names = {"verify": "init-slate-db verify", "baseline": f"init-slate-db verify ({sys.argv[3]})", "read_both": "read both sides once (COPY, in parallel)", "md5_sql": "md5 per chunk in SQL (both sides in parallel)"}
 base = statistics.median(times["read_both"])
 print(f"| method ({n} events per side) | median | runs (ms) | / read both |")
 print("| --- | ---: | --- | ---: |")
-for method in ("verify", "read_both", "md5_sql"):
+for method in [m for m in ("baseline", "verify", "read_both", "md5_sql") if m in times]:
     median = statistics.median(times[method])
     print(f"| {names[method]} | {median / 1000:.2f} s | {', '.join(map(str, times[method]))} | {median / base:.2f} |")
 PY

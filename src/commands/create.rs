@@ -220,23 +220,14 @@ async fn existing(
     settings: &CreateSettings,
     started: Instant,
 ) -> Result<CreateReport, Error> {
-    let (mut client, audit) = lifecycle::open(
-        connector,
-        settings.new_database.as_str(),
-        &settings.maintenance_db,
-        Some(settings.layout),
-        settings.dry_run,
-        settings.waits.lock_timeout,
-    )
-    .await?;
-    let upgrade = lifecycle::bring_up_to_date(
-        &mut client,
-        audit,
-        settings.dry_run,
-        settings.waits,
-        "--if-not-exists refused",
-    )
-    .await?;
+    let target = lifecycle::Target {
+        database: settings.new_database.as_str(),
+        maintenance_db: &settings.maintenance_db,
+        layout: Some(settings.layout),
+        dry_run: settings.dry_run,
+        waits: settings.waits,
+    };
+    let upgrade = lifecycle::upgrade(connector, &target, "--if-not-exists refused").await?;
     let (action, applied) = match upgrade {
         Upgrade::UpToDate(_) => (CreateAction::Existed, Vec::new()),
         Upgrade::Pending(_) => (CreateAction::DryRun, Vec::new()),

@@ -47,24 +47,15 @@ pub async fn migrate(
     // Held until the report is printed: a signal then is the runner's, not an unguarded exit.
     let _guard = shutdown.guard();
     let mut connector = Connector::new(connection)?;
+    let target = lifecycle::Target {
+        database: &settings.database,
+        maintenance_db: lifecycle::DEFAULT_MAINTENANCE_DB,
+        layout: settings.layout,
+        dry_run: settings.dry_run,
+        waits: settings.waits,
+    };
     let report = guarded_on(&mut connector, shutdown, async |connector| {
-        let (mut client, audit) = lifecycle::open(
-            connector,
-            &settings.database,
-            lifecycle::DEFAULT_MAINTENANCE_DB,
-            settings.layout,
-            settings.dry_run,
-            settings.waits.lock_timeout,
-        )
-        .await?;
-        let upgrade = lifecycle::bring_up_to_date(
-            &mut client,
-            audit,
-            settings.dry_run,
-            settings.waits,
-            "migrate refused",
-        )
-        .await?;
+        let upgrade = lifecycle::upgrade(connector, &target, "migrate refused").await?;
         Ok(upgrade_report(upgrade))
     })
     .await?;
@@ -119,15 +110,14 @@ async fn adopt_connected(
     connector: &mut Connector,
     settings: &AdoptSettings,
 ) -> Result<LifecycleReport, Error> {
-    let (mut client, audit) = lifecycle::open(
-        connector,
-        &settings.database,
-        lifecycle::DEFAULT_MAINTENANCE_DB,
-        settings.layout,
-        settings.dry_run,
-        settings.waits.lock_timeout,
-    )
-    .await?;
+    let target = lifecycle::Target {
+        database: &settings.database,
+        maintenance_db: lifecycle::DEFAULT_MAINTENANCE_DB,
+        layout: settings.layout,
+        dry_run: settings.dry_run,
+        waits: settings.waits,
+    };
+    let (mut client, audit) = lifecycle::open(connector, &target).await?;
     let layout = match (audit.verdict, audit.layout) {
         (Verdict::Unmanaged, Some(layout)) => layout,
         // Already under migration control: adopting again is migrating (idempotent for CI).

@@ -185,20 +185,10 @@ async fn max_id(tx: &Transaction<'_>, label: &str) -> Result<i64, Error> {
         message: format!("{label} is not a slate event store: {why}"),
         refusal: Refusal::NotSlate,
     };
-    let columns: Vec<String> = tx
-        .query(
-            "SELECT a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
-               FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = to_regclass('public.events') AND a.attnum > 0 AND NOT a.attisdropped
-              ORDER BY a.attnum",
-            &[],
-        )
+    let columns = digest::events_columns(tx)
         .await
-        .map_err(|e| Error::query(format!("looking for the events table of {label}"), &e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let expected = ["id bigint", "ts timestamp with time zone", "event jsonb"];
+        .map_err(|e| Error::query(format!("looking for the events table of {label}"), &e))?;
+    let expected = digest::EVENTS_COLUMNS;
     if columns.is_empty() {
         return Err(not_slate("it has no events table".into()));
     }

@@ -41,16 +41,25 @@ pub struct Connector {
     probed: bool,
 }
 
-/// The server process id behind `client`'s session right now (a simple query: no prepared
-/// statement, which a pooler may not carry between transactions).
-async fn backend_pid(client: &Client) -> Result<String, tokio_postgres::Error> {
-    let messages = client.simple_query("SELECT pg_backend_pid()").await?;
+/// The server process id behind `client`'s session right now (simple queries: no prepared
+/// statement, which a pooler may not carry between transactions). With `pin`, inside a
+/// transaction left open, with the role's timeouts off for that transaction only.
+async fn backend_pid(client: &Client, pin: bool) -> Result<String, tokio_postgres::Error> {
+    let query = if pin {
+        "BEGIN; SELECT count(pg_catalog.set_config(name, '0', true)) FROM pg_catalog.pg_settings
+          WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout', 'transaction_timeout');
+         SELECT pg_backend_pid()"
+    } else {
+        "SELECT pg_backend_pid()"
+    };
+    let messages = client.simple_query(query).await?;
     Ok(messages
         .iter()
-        .find_map(|m| match m {
+        .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
             _ => None,
         })
+        .last()
         .unwrap_or_default())
 }
 
@@ -210,6 +219,7 @@ impl Connector {
     /// Connects to `database`: each attempt within the connect timeout (TCP connect and login
     /// together), retrying refused connections and a starting server while `--wait` allows.
     pub async fn connect(&mut self, database: &str) -> Result<Client, Error> {
+        let probed = self.probed;
         let span = info_span!("connect", endpoint = %self.settings.endpoint(), user = %self.user, database);
         async {
             // Without --wait, the first failure is final.
@@ -219,8 +229,9 @@ impl Connector {
                 match self.connect_once(database).await {
                     Ok(client) => {
                         self.canceller.remember(&client);
-                        if !self.probed {
+                        if !probed {
                             self.probed = true;
+                            // The first session is pinned in a transaction at once.
                             self.refuse_a_transaction_pooler(database, &client).await?;
                         }
                         own_timeouts_only(&client).await?;
@@ -253,23 +264,33 @@ impl Connector {
     /// So the first connection to an endpoint checks, with a second one, that a client keeps
     /// its server session: each pins its session in turn inside a transaction, and a pooler
     /// (which hands out server sessions per transaction, most recently used first) shows as
-    /// a session that changes or is shared. Only plain SELECTs run; nothing is left.
+    /// a session that changes or is shared. Inside those transactions the role's timeouts are
+    /// off for the transaction only (`set_config(..., true)`), so a short idle timeout cannot
+    /// end the first session while the second connects; nothing is left in either session.
     async fn refuse_a_transaction_pooler(
         &mut self,
         database: &str,
         client: &Client,
     ) -> Result<(), Error> {
+        let a1 = backend_pid(client, true)
+            .await
+            .map_err(|e| Error::query("checking for a connection pooler", &e))?;
         let Ok(other) = self.connect_once(database).await else {
+            let _ = client.batch_execute("COMMIT").await;
             return Ok(()); // cannot tell; the connection that worked goes on
         };
         let probe = async {
-            client.batch_execute("BEGIN").await?;
-            let a1 = backend_pid(client).await?;
-            let b1 = backend_pid(&other).await?;
+            // A pool of one server session makes the second client wait for the first's
+            // transaction; no server does that to a plain SELECT.
+            let Ok(b1) =
+                tokio::time::timeout(Duration::from_secs(5), backend_pid(&other, false)).await
+            else {
+                return Ok(true);
+            };
+            let b1 = b1?;
             client.batch_execute("COMMIT").await?;
-            other.batch_execute("BEGIN").await?;
-            let b2 = backend_pid(&other).await?;
-            let a2 = backend_pid(client).await?;
+            let b2 = backend_pid(&other, true).await?;
+            let a2 = backend_pid(client, false).await?;
             other.batch_execute("COMMIT").await?;
             Ok::<bool, tokio_postgres::Error>(a1 != a2 || b1 != b2 || a1 == b1)
         };

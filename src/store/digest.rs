@@ -38,6 +38,25 @@ pub enum TsPrecision {
 const EVENT_HASH: &str =
     "COALESCE(('x' || left(md5(convert_to(event::text, 'UTF8')), 16))::bit(64)::bigint, 0)";
 
+/// The columns of `events` the digest (and restore's copy) read, as `name type`.
+pub const EVENTS_COLUMNS: [&str; 3] = ["id bigint", "ts timestamp with time zone", "event jsonb"];
+
+/// The columns of `public.events` as `name type`, in order (none without the table).
+pub async fn events_columns(tx: &Transaction<'_>) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(tx
+        .query(
+            "SELECT a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = to_regclass('public.events') AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// What a digest covers: the ids up to `up_to` (all of them for `None`), timestamps exact or
 /// truncated to milliseconds (the elm-slate replicator keeps milliseconds only).
 #[derive(Debug, Clone, Copy, Default)]

@@ -58,20 +58,45 @@ pub async fn connect_locked(
     Ok(client)
 }
 
+/// An existing store a command works on, and how.
+pub struct Target<'a> {
+    pub database: &'a str,
+    /// Never made a store (see [`connect_locked`]).
+    pub maintenance_db: &'a str,
+    /// The layout it must have, if given.
+    pub layout: Option<Layout>,
+    pub dry_run: bool,
+    pub waits: Waits,
+}
+
 /// [`connect_locked`], then the audit (after the lock, so no other run's DDL is half-seen),
-/// refusing a store of the other layout than `wanted`.
+/// refusing a store of the other layout than the target's.
 pub async fn open(
     connector: &mut Connector,
-    database: &str,
-    maintenance_db: &str,
-    wanted: Option<Layout>,
-    dry_run: bool,
-    lock_timeout: Duration,
+    target: &Target<'_>,
 ) -> Result<(Client, Audit), Error> {
-    let client = connect_locked(connector, database, maintenance_db, dry_run, lock_timeout).await?;
-    let audit = audit::audit(&client, database, wanted).await?;
-    check_layout(&audit, wanted)?;
+    let client = connect_locked(
+        connector,
+        target.database,
+        target.maintenance_db,
+        target.dry_run,
+        target.waits.lock_timeout,
+    )
+    .await?;
+    let audit = audit::audit(&client, target.database, target.layout).await?;
+    check_layout(&audit, target.layout)?;
     Ok((client, audit))
+}
+
+/// [`open`] and [`bring_up_to_date`]: the whole of `migrate` and of `--if-not-exists` on an
+/// existing store.
+pub async fn upgrade(
+    connector: &mut Connector,
+    target: &Target<'_>,
+    refused_as: &str,
+) -> Result<Upgrade, Error> {
+    let (mut client, audit) = open(connector, target).await?;
+    bring_up_to_date(&mut client, audit, target.dry_run, target.waits, refused_as).await
 }
 
 /// Refuses a server or session that cannot write: a hot standby, or a role or database whose

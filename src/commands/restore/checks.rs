@@ -6,6 +6,7 @@ use tokio_postgres::{Client, Transaction};
 
 use crate::error::Error;
 use crate::store::audit::{self, Verdict};
+use crate::store::digest;
 use crate::store::layout::Layout;
 
 /// The backup's events table, as checked.
@@ -28,18 +29,10 @@ pub async fn check_backup(backup: &Transaction<'_>, label: &str) -> Result<Backu
         .batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
         .await
         .map_err(|e| Error::query("setting up the backup session", &e))?;
-    let columns: Vec<String> = backup
-        .query(
-            "SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-              WHERE a.attrelid = to_regclass('public.events') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[],
-        )
+    let columns = digest::events_columns(backup)
         .await
-        .map_err(|e| Error::query("reading the backup's events table", &e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let expected = ["id bigint", "ts timestamp with time zone", "event jsonb"];
+        .map_err(|e| Error::query("reading the backup's events table", &e))?;
+    let expected = digest::EVENTS_COLUMNS;
     if columns.is_empty() {
         return Err(refuse("it has no events table".into()));
     }

@@ -68,7 +68,7 @@ impl PgBouncer {
         } else {
             Command::new(binary())
         };
-        let child = command
+        let mut child = command
             .arg(dir.path().join("pgbouncer.ini"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -84,6 +84,8 @@ impl PgBouncer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "pgbouncer did not start: {}",
             std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()

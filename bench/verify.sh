@@ -10,6 +10,8 @@
 #   BENCH_PROFILE=dev bench/verify.sh 2000 1     (smoke run)
 #   BENCH_BASELINE_TOOL=/path/to/older/init-slate-db BENCH_BASELINE_LABEL=... bench/verify.sh
 #       (also verifies with an older build, interleaved in the same runs)
+#   BENCH_REPLICA_ENCODING=LATIN1 bench/verify.sh ...
+#       (the replica in a LATIN1 database: the digest then hashes events by their UTF-8 text)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -27,7 +29,12 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 now_ms() { date +%s%N | awk '{printf "%.0f", $1 / 1000000}'; }
 
 for side in reference replica; do
-  "$tool" -n "$side" -t destination >/dev/null 2>&1
+  if [ "$side" = replica ] && [ -n "${BENCH_REPLICA_ENCODING:-}" ]; then
+    createdb -T template0 -E "$BENCH_REPLICA_ENCODING" --locale=C replica
+    "$tool" -n replica -t destination --into-existing >/dev/null 2>&1
+  else
+    "$tool" -n "$side" -t destination >/dev/null 2>&1
+  fi
   psql_q -d "$side" -c "INSERT INTO events (id, ts, event)
     SELECT g, '2026-01-01 00:00:00+00'::timestamptz + g * interval '10.001 ms',
            jsonb_build_object('entityName', 'Order', 'entityId', 'order-' || lpad(g::text, 9, '0'),

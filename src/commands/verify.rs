@@ -57,10 +57,15 @@ pub async fn run(connection: ConnectionSettings, settings: VerifySettings) -> Re
         max_id(&copy_tx, &copy_label)
     )?;
     let compared_up_to = settings.up_to.unwrap_or(reference_max.min(copy_max));
+    let (reference_encoding, copy_encoding) =
+        tokio::try_join!(digest::encoding(&reference_tx), digest::encoding(&copy_tx))
+            .map_err(|e| Error::query("reading the databases' encodings", &e))?;
     let scope = Scope {
         up_to: Some(compared_up_to),
         ts_millis: settings.ts_millis,
-    };
+        portable: false,
+    }
+    .for_encodings(&reference_encoding, &copy_encoding);
     info!(
         reference = %reference_label,
         copy = %copy_label,

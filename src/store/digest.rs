@@ -31,12 +31,23 @@ pub enum TsPrecision {
     Ms,
 }
 
-/// The 64-bit hash of an event: the first 16 hex digits of the MD5 of its text in UTF-8, so the
-/// same events hash the same on a UTF8 and a LATIN1 server (`jsonb_hash_extended`, used before,
-/// hashes the server encoding's bytes). jsonb's text form is canonical (key order, spacing).
-/// NULL hashes to 0.
-const EVENT_HASH: &str =
+/// The 64-bit hash of an event between two databases of the same encoding: PostgreSQL's own
+/// `jsonb_hash_extended`, over the bytes jsonb stores. NULL hashes to 0.
+const EVENT_HASH_NATIVE: &str = "COALESCE(jsonb_hash_extended(event, 0), 0)";
+
+/// The same between databases of different encodings (UTF8 and LATIN1): the first 16 hex
+/// digits of the MD5 of the event's text in UTF-8, the same whatever the encoding (jsonb's text
+/// form is canonical). About twice the digest's cost (BENCHMARKS.md), so only where needed.
+const EVENT_HASH_PORTABLE: &str =
     "COALESCE(('x' || left(md5(convert_to(event::text, 'UTF8')), 16))::bit(64)::bigint, 0)";
+
+/// The database's encoding (`server_encoding`), to choose the event hash both sides share.
+pub async fn encoding(tx: &Transaction<'_>) -> Result<String, tokio_postgres::Error> {
+    Ok(tx
+        .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
+        .await?
+        .get(0))
+}
 
 /// The columns of `events` the digest (and restore's copy) read, as `name type`.
 pub const EVENTS_COLUMNS: [&str; 3] = ["id bigint", "ts timestamp with time zone", "event jsonb"];
@@ -58,11 +69,13 @@ pub async fn events_columns(tx: &Transaction<'_>) -> Result<Vec<String>, tokio_p
 }
 
 /// What a digest covers: the ids up to `up_to` (all of them for `None`), timestamps exact or
-/// truncated to milliseconds (the elm-slate replicator keeps milliseconds only).
+/// truncated to milliseconds (the elm-slate replicator keeps milliseconds only), and whether
+/// events are hashed by their UTF-8 text (`portable`: the two sides' encodings differ).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scope {
     pub up_to: Option<i64>,
     pub ts_millis: bool,
+    pub portable: bool,
 }
 
 impl Scope {
@@ -70,7 +83,24 @@ impl Scope {
     pub const ALL: Scope = Scope {
         up_to: None,
         ts_millis: false,
+        portable: false,
     };
+
+    /// This scope, with the event hash both encodings give alike.
+    pub fn for_encodings(self, one: &str, other: &str) -> Scope {
+        Scope {
+            portable: one != other,
+            ..self
+        }
+    }
+
+    fn event_hash(&self) -> &'static str {
+        if self.portable {
+            EVENT_HASH_PORTABLE
+        } else {
+            EVENT_HASH_NATIVE
+        }
+    }
 
     fn ts(&self) -> &'static str {
         if self.ts_millis {
@@ -94,7 +124,7 @@ impl Scope {
         format!(
             "hashint8extended(id, COALESCE(timestamp_hash_extended({ts}, {event}), {event} # 7))",
             ts = self.ts(),
-            event = EVENT_HASH
+            event = self.event_hash()
         )
     }
 
@@ -116,10 +146,11 @@ impl Scope {
     /// say which differs).
     fn rows_query(&self) -> String {
         format!(
-            "SELECT id, {}, COALESCE(timestamp_hash_extended({}, 0), 7), {EVENT_HASH} \
+            "SELECT id, {}, COALESCE(timestamp_hash_extended({}, 0), 7), {} \
                FROM public.events WHERE id / {DIGEST_CHUNK} = $1{} ORDER BY id",
             self.row_hash(),
             self.ts(),
+            self.event_hash(),
             self.bound()
         )
     }

@@ -377,6 +377,21 @@ async fn the_same_events_give_the_same_digest_on_a_latin1_server() {
     let (outcome, doc) = verify(&cluster, "unicode", "latin", &["--exact"]);
     outcome.assert_code(0);
     assert_eq!(doc["identical"], true, "{doc}");
+    // restore shares the digest: a LATIN1 backup restores into a UTF8 source, verified.
+    run(cluster
+        .tool()
+        .args(["restore", "-n", "from_latin", "--from-host", "127.0.0.1"])
+        .args([
+            "--from-port",
+            &cluster.port.to_string(),
+            "--from-database",
+            "latin",
+        ])
+        .args(["--from-user", SUPERUSER])
+        .env("INIT_SLATE_DB_FROM_PASSWORD", SUPERUSER_PASSWORD))
+    .assert_code(0);
+    let (outcome, _) = verify(&cluster, "from_latin", "unicode", &["--exact"]);
+    outcome.assert_code(0);
     // And a real difference in a non-ASCII character is still found.
     cluster
         .superuser_client("latin")

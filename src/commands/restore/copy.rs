@@ -11,7 +11,7 @@ use tracing::{info, info_span, Instrument};
 use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
-use crate::store::digest::{digest_chunks, first_difference, totals, Scope};
+use crate::store::digest::{digest_chunks, encoding, first_difference, totals, Scope};
 
 use super::checks::BackupFacts;
 use super::progress::Progress;
@@ -96,8 +96,11 @@ pub async fn copy_and_verify(
         .await
         .map_err(|e| Error::query("finishing COPY into the target", &e))? as i64;
     progress.finish(rows, bytes);
+    let (backup_encoding, target_encoding) = tokio::try_join!(encoding(backup), encoding(&tx))
+        .map_err(|e| Error::query("reading the databases' encodings", &e))?;
+    let scope = Scope::ALL.for_encodings(&backup_encoding, &target_encoding);
     // The backup's digest is computed while the target rebuilds its indexes and counts.
-    let (theirs, ours) = tokio::join!(digest_chunks(backup, Scope::ALL, "the backup"), async {
+    let (theirs, ours) = tokio::join!(digest_chunks(backup, scope, "the backup"), async {
         for (name, definition) in &rebuilt_indexes {
             let started = Instant::now();
             tx.batch_execute(definition)
@@ -123,7 +126,7 @@ pub async fn copy_and_verify(
         }
         // Verify before committing: count and max id (from the digest's own scan), then the
         // digest itself.
-        let digest = digest_chunks(&tx, Scope::ALL, "the target").await?;
+        let digest = digest_chunks(&tx, scope, "the target").await?;
         let (count, max_id) = totals(&digest);
         if count != facts.rows || max_id != facts.max_id || rows != facts.rows {
             return Err(Error::Verification(format!(

@@ -48,6 +48,10 @@ pub mod exit_code {
     pub const RESERVED_NAME: u8 = 22;
     /// A transaction-mode connection pooler stands between the tool and the server.
     pub const POOLER: u8 = 23;
+    /// replicate: the source's server cannot feed a subscription (wal_level, slots, senders).
+    pub const NOT_REPLICABLE: u8 = 24;
+    /// replicate: the destination's events are not a prefix of the source's.
+    pub const NOT_PREFIX: u8 = 25;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -129,6 +133,14 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit_code::POOLER,
         "a transaction-mode pooler is in the way: connect to the server directly",
+    ),
+    (
+        exit_code::NOT_REPLICABLE,
+        "replicate: the source's server is not set up for logical replication",
+    ),
+    (
+        exit_code::NOT_PREFIX,
+        "replicate: the destination's events are not a prefix of the source's",
     ),
     (
         exit_code::INTERRUPTED,
@@ -252,6 +264,14 @@ pub enum Error {
     #[error("{endpoint} hands out server sessions per transaction (a transaction-mode pooler such as PgBouncer with pool_mode = transaction): the tool's locks and settings belong to one session and would be left to other clients, so nothing was done; connect to the PostgreSQL server directly, or through a session-mode pool")]
     Pooler { endpoint: String },
 
+    #[error(
+        "replicate refused: {endpoint} cannot feed a subscription, nothing was created: {problems}"
+    )]
+    NotReplicable { endpoint: String, problems: String },
+
+    #[error("replicate refused: destination \"{destination}\" is not a prefix of the source, nothing was created: {why}")]
+    NotPrefix { destination: String, why: String },
+
     #[error("verify: the copy differs from the reference: {0}")]
     Differences(String),
 
@@ -329,6 +349,8 @@ impl Error {
             Error::Protected { .. } => exit_code::PROTECTED,
             Error::ReservedName { .. } => exit_code::RESERVED_NAME,
             Error::Pooler { .. } => exit_code::POOLER,
+            Error::NotReplicable { .. } => exit_code::NOT_REPLICABLE,
+            Error::NotPrefix { .. } => exit_code::NOT_PREFIX,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

@@ -27,7 +27,7 @@ pub use error::Error;
 
 use std::process::ExitCode;
 
-use commands::{create, lifecycle, list, restore, status, verify};
+use commands::{create, lifecycle, list, replicate, restore, status, verify};
 use shutdown::Shutdown;
 
 /// Runs a parsed invocation to completion on a fresh Tokio runtime, listening for Ctrl-C and
@@ -54,6 +54,9 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
             cli::Command::Restore(settings) => restore::run(connection, *settings, &shutdown).await,
             cli::Command::Verify(settings) => verify::run(connection, *settings).await,
             cli::Command::List(settings) => list::run(connection, settings).await,
+            cli::Command::Replicate(settings) => {
+                replicate::run(connection, *settings, &shutdown).await
+            }
         }
     })
 }

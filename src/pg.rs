@@ -18,6 +18,18 @@ impl PgFailure {
     pub fn is(&self, code: &SqlState) -> bool {
         self.code.as_ref() == Some(code)
     }
+
+    /// The same failure with every occurrence of `secret` masked (a message may quote a
+    /// connection string).
+    pub fn redacted(self, secret: &str) -> PgFailure {
+        if secret.is_empty() {
+            return self;
+        }
+        PgFailure {
+            message: self.message.replace(secret, "(password)"),
+            ..self
+        }
+    }
 }
 
 impl From<&tokio_postgres::Error> for PgFailure {
@@ -88,6 +100,12 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// Server messages can span lines (PL/pgSQL context); errors are one line.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` as an SQL string literal, for statements that take no parameters (COMMENT, CREATE
+/// SUBSCRIPTION).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Quotes `name` as an SQL identifier (doubling any double quote), for DDL that cannot take

@@ -77,6 +77,8 @@ pub enum SubCommand {
     Verify(VerifyArgs),
     /// List every slate store on the server: layout, versions, verdict, events, size
     List,
+    /// Make a destination follow a source with PostgreSQL's logical replication (or stop it)
+    Replicate(Box<ReplicateArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -106,6 +108,82 @@ pub struct CommonArgs {
     /// and tried again (writers queue behind it at most this long)
     #[arg(long, value_name = "MILLISECS", default_value = DEFAULT_DDL_LOCK_TIMEOUT_MS, global = true)]
     pub ddl_lock_timeout: String,
+}
+
+/// The second server of `verify` and `replicate`: the copy's, or the destination's.
+#[derive(Args)]
+pub struct ReplicaServerArgs {
+    /// The replica's server [default: the first server's]
+    #[arg(long, value_name = "NAME")]
+    pub replica_host: Option<String>,
+
+    /// The replica's port [default: the first server's when on its host, else 5432]
+    #[arg(long, value_name = "PORT")]
+    pub replica_port: Option<String>,
+
+    /// The replica's user [default: the first server's]
+    #[arg(long, value_name = "NAME")]
+    pub replica_user: Option<String>,
+
+    /// The replica's password; else INIT_SLATE_DB_REPLICA_PASSWORD, the password file, or a
+    /// prompt
+    #[arg(
+        long,
+        env = "INIT_SLATE_DB_REPLICA_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub replica_password: Option<String>,
+
+    /// TLS mode for the replica [default: the first server's]
+    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS), hide_possible_values = true)]
+    pub replica_sslmode: Option<String>,
+}
+
+/// Options of `replicate`.
+#[derive(Args)]
+pub struct ReplicateArgs {
+    /// The source store to follow (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The destination database (required): created as a destination store if it does not
+    /// exist; an existing one must hold a prefix of the source's events
+    #[arg(long, value_name = "NAME")]
+    pub replica_database: Option<String>,
+
+    #[command(flatten)]
+    pub replica: ReplicaServerArgs,
+
+    /// The source's host as the destination's server reaches it [default: --host]
+    #[arg(long, value_name = "NAME")]
+    pub publisher_host: Option<String>,
+
+    /// The source's port as the destination's server reaches it [default: --port]
+    #[arg(long, value_name = "PORT")]
+    pub publisher_port: Option<String>,
+
+    /// How an existing destination's events are compared with the source's: "exact", or "ms"
+    /// for one filled by the elm-slate replicator (it keeps milliseconds)
+    #[arg(long, value_name = "PRECISION", default_value = "exact", value_parser = OneOf(TsPrecision::VARIANTS), hide_possible_values = true)]
+    pub ts_precision: String,
+
+    /// Seconds to wait for the destination to catch up before reporting
+    #[arg(long, value_name = "SECONDS", default_value = "60")]
+    pub catch_up_timeout: String,
+
+    /// Stop following: remove the destination's subscription and its slot on the source
+    #[arg(long)]
+    pub stop: bool,
+
+    /// Run the checks and show what would be done; create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Database on the destination's server to connect to for CREATE DATABASE [default:
+    /// postgres]
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
 }
 
 /// Options of the create job (the original tool's invocation).
@@ -211,30 +289,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME")]
     pub replica_database: Option<String>,
 
-    /// The copy's server [default: the reference's]
-    #[arg(long, value_name = "NAME")]
-    pub replica_host: Option<String>,
-
-    /// The copy's port [default: the reference's when on its host, else 5432]
-    #[arg(long, value_name = "PORT")]
-    pub replica_port: Option<String>,
-
-    /// The copy's user [default: the reference's]
-    #[arg(long, value_name = "NAME")]
-    pub replica_user: Option<String>,
-
-    /// The copy's password; else INIT_SLATE_DB_REPLICA_PASSWORD, the password file, or a prompt
-    #[arg(
-        long,
-        env = "INIT_SLATE_DB_REPLICA_PASSWORD",
-        hide_env_values = true,
-        value_name = "PASSWORD"
-    )]
-    pub replica_password: Option<String>,
-
-    /// TLS mode for the copy [default: the reference's]
-    #[arg(long, value_name = "MODE", value_parser = OneOf(SslMode::VARIANTS), hide_possible_values = true)]
-    pub replica_sslmode: Option<String>,
+    #[command(flatten)]
+    pub replica: ReplicaServerArgs,
 
     /// Compare ids up to this one [default: the smaller of the two highest ids]
     #[arg(long, value_name = "ID")]

@@ -12,6 +12,7 @@ use strum::VariantNames;
 use crate::commands::create::CreateSettings;
 use crate::commands::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::commands::list::ListSettings;
+use crate::commands::replicate::ReplicateSettings;
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
 use crate::commands::verify::VerifySettings;
@@ -50,6 +51,8 @@ pub enum Command {
     Verify(Box<VerifySettings>),
     /// List the server's stores.
     List(ListSettings),
+    /// Make a destination follow a source (boxed: a second set of connection settings).
+    Replicate(Box<ReplicateSettings>),
 }
 
 impl Invocation {

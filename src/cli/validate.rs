@@ -5,11 +5,14 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use super::args::{Cli, CreateArgs, RestoreArgs, SubCommand, VerifyArgs};
+use super::args::{
+    Cli, CreateArgs, ReplicaServerArgs, ReplicateArgs, RestoreArgs, SubCommand, VerifyArgs,
+};
 use super::{Command, Invocation};
 use crate::commands::create::CreateSettings;
 use crate::commands::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::commands::list::ListSettings;
+use crate::commands::replicate::{ReplicatePlan, ReplicateSettings};
 use crate::commands::restore::RestoreSettings;
 use crate::commands::status::StatusSettings;
 use crate::commands::verify::VerifySettings;
@@ -141,6 +144,15 @@ pub(super) fn validate(
             &mut problems,
         )
         .map(|settings| Command::Verify(Box::new(settings))),
+        Some(SubCommand::Replicate(args)) => validate_replicate(
+            *args,
+            connection.as_ref(),
+            url_database,
+            format,
+            waits,
+            &mut problems,
+        )
+        .map(|settings| Command::Replicate(Box::new(settings))),
         Some(SubCommand::List) => Some(Command::List(ListSettings {
             database: url_database.unwrap_or(DEFAULT_MAINTENANCE_DB).to_string(),
             format,
@@ -271,33 +283,7 @@ fn validate_verify(
             false
         }
     };
-    let replica = reference.map(|reference| {
-        let mut replica = reference.for_other_server(
-            OtherServer::Replica,
-            OtherServerOptions {
-                host: args
-                    .replica_host
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| reference.host.clone()),
-                port: args.replica_port.as_deref(),
-                user: args.replica_user,
-                password: args.replica_password,
-                sslmode: args.replica_sslmode.as_deref(),
-            },
-            problems,
-        );
-        // The same server as the same user: the same password.
-        if replica.password.is_none()
-            && replica.host == reference.host
-            && replica.port == reference.port
-            && replica.user == reference.user
-        {
-            replica.password = reference.password.as_ref().map(|p| {
-                secrecy::SecretString::from(secrecy::ExposeSecret::expose_secret(p).to_string())
-            });
-        }
-        replica
-    });
+    let replica = reference.map(|reference| replica_server(args.replica, reference, problems));
     Some(VerifySettings {
         database: database?,
         replica: replica?,
@@ -306,6 +292,119 @@ fn validate_verify(
         exact: args.exact,
         ts_millis,
         format,
+    })
+}
+
+/// The `--replica-*` server of verify and replicate: the first server's by default, and its
+/// password too when it is the same server as the same user.
+fn replica_server(
+    args: ReplicaServerArgs,
+    first: &ConnectionSettings,
+    problems: &mut Vec<String>,
+) -> ConnectionSettings {
+    let mut replica = first.for_other_server(
+        OtherServer::Replica,
+        OtherServerOptions {
+            host: args
+                .replica_host
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| first.host.clone()),
+            port: args.replica_port.as_deref(),
+            user: args.replica_user,
+            password: args.replica_password,
+            sslmode: args.replica_sslmode.as_deref(),
+        },
+        problems,
+    );
+    if replica.password.is_none()
+        && replica.host == first.host
+        && replica.port == first.port
+        && replica.user == first.user
+    {
+        replica.password = first.password.as_ref().map(|p| {
+            secrecy::SecretString::from(secrecy::ExposeSecret::expose_secret(p).to_string())
+        });
+    }
+    replica
+}
+
+fn validate_replicate(
+    args: ReplicateArgs,
+    source: Option<&ConnectionSettings>,
+    url_database: Option<&str>,
+    format: OutputFormat,
+    waits: Waits,
+    problems: &mut Vec<String>,
+) -> Option<ReplicateSettings> {
+    let database = database_name(args.database.as_deref().or(url_database), problems);
+    let destination_database = args.replica_database.filter(|d| !d.is_empty());
+    let destination_name = match destination_database.as_deref() {
+        None => {
+            problems.push(
+                "--replica-database <NAME> is required: the destination that follows the source"
+                    .into(),
+            );
+            None
+        }
+        Some(name) => new_database_name(Some(name), "the destination database", problems),
+    };
+    let ts_millis = match args.ts_precision.parse::<TsPrecision>() {
+        Ok(precision) => precision == TsPrecision::Ms,
+        Err(_) => {
+            problems.push(invalid_choice(
+                "--ts-precision",
+                &args.ts_precision,
+                TsPrecision::VARIANTS,
+            ));
+            false
+        }
+    };
+    let catch_up_timeout = match args.catch_up_timeout.parse::<u64>() {
+        Ok(secs) if secs <= 86_400 => Duration::from_secs(secs),
+        _ => {
+            problems.push(format!(
+                "--catch-up-timeout {:?} is invalid: it must be a whole number of seconds up to 86400",
+                args.catch_up_timeout
+            ));
+            Duration::ZERO
+        }
+    };
+    let publisher_port = match args.publisher_port.as_deref() {
+        None => source.map(|s| s.port),
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                problems.push(format!(
+                    "--publisher-port {text:?} is invalid: it must be a whole number from 1 to 65535"
+                ));
+                None
+            }
+        },
+    };
+    let destination = source.map(|source| replica_server(args.replica, source, problems));
+    let source = source?;
+    let destination = destination?;
+    Some(ReplicateSettings {
+        destination,
+        plan: ReplicatePlan {
+            database: database?,
+            destination_database: destination_name?,
+            publisher_host: args
+                .publisher_host
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| source.host.clone()),
+            publisher_port: publisher_port?,
+            ts_millis,
+            catch_up_timeout,
+            stop: args.stop,
+            dry_run: args.dry_run,
+            maintenance_db: args
+                .maintenance_db
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| DEFAULT_MAINTENANCE_DB.into()),
+            waits,
+            format,
+        },
     })
 }
 

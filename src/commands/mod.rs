@@ -3,6 +3,7 @@
 pub mod create;
 pub mod lifecycle;
 pub mod list;
+pub mod replicate;
 pub mod restore;
 pub mod status;
 pub mod verify;

@@ -8,6 +8,7 @@ use crate::lock;
 use crate::output::{self, OutputFormat};
 use crate::retry::{self, Backoff};
 use crate::store::audit::{self, Verdict};
+use crate::store::follow;
 use crate::store::staging;
 
 /// Validated settings of `status`.
@@ -50,11 +51,13 @@ pub async fn run(connection: ConnectionSettings, settings: StatusSettings) -> Re
     lock::acquire_shared(&client, lock::TARGET_LOCK, settings.lock_timeout).await?;
     let audit = audit_through_concurrent_ddl(&client, &settings.database).await?;
     let leftovers = staging::leftovers(&client).await?;
+    let replication = follow::replication(&client).await;
     output::emit(
         &output::StatusReport {
             format_version: output::FORMAT_VERSION,
             audit: &audit,
             leftovers,
+            replication,
         },
         settings.format,
     )?;

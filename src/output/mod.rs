@@ -7,6 +7,7 @@
 mod create;
 mod lifecycle;
 mod list;
+mod replicate;
 mod restore;
 mod status;
 mod verify;
@@ -22,6 +23,7 @@ use crate::store::layout::AppliedMigration;
 pub use create::{CreateAction, CreatePlan, CreateReport, PlannedMigration};
 pub use lifecycle::{LifecycleAction, LifecycleReport};
 pub use list::{ListReport, StoreEntry};
+pub use replicate::{ReplicateAction, ReplicateReport};
 pub use restore::{RestoreAction, RestoreReport};
 pub use status::StatusReport;
 pub use verify::{IdRange, RowReport, VerifyReport};

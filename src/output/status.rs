@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{name_of, table, Report};
 use crate::store::audit::{Audit, MigrationState, ObjectState};
+use crate::store::follow::Replication;
 use crate::store::staging::{Leftover, LeftoverState};
 
 /// The result of `status`: the audit, with the document's version.
@@ -15,12 +16,15 @@ pub struct StatusReport<'a> {
     pub audit: &'a Audit,
     /// Temporary databases of builds on this server: running, or left by a run that ended.
     pub leftovers: Vec<Leftover>,
+    /// The store's publication and slots (a source), its subscriptions (a destination).
+    pub replication: Replication,
 }
 
 /// `status`: a header, the migrations table and the objects table.
 impl Report for StatusReport<'_> {
     fn text(&self) -> String {
         let mut out = audit_text(self.audit);
+        out.push_str(&replication_text(&self.replication));
         for leftover in &self.leftovers {
             out.push_str(&format!(
                 "\nleftover  {} ({}): a build of \"{}\" by {}{}\n",
@@ -121,4 +125,53 @@ fn to_seconds(rfc3339: &str) -> String {
         (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time}Z"),
         _ => rfc3339.to_string(),
     }
+}
+
+/// The replication lines of `status`: slots and the WAL they keep, subscriptions and lag.
+fn replication_text(replication: &Replication) -> String {
+    let mut out = String::new();
+    if let Some(source) = &replication.source {
+        out.push_str(&format!(
+            "\npublication  {}\n",
+            if source.publication {
+                "slate_events (insert-only, events)"
+            } else {
+                "none"
+            }
+        ));
+        for slot in &source.slots {
+            out.push_str(&format!(
+                "slot  {}: {}, {} bytes of WAL kept, wal_status {}\n",
+                slot.slot,
+                if slot.active {
+                    "active"
+                } else {
+                    "INACTIVE (its subscriber is not connected)"
+                },
+                slot.retained_bytes.unwrap_or(0),
+                slot.wal_status.as_deref().unwrap_or("?")
+            ));
+        }
+        if source.max_slot_wal_keep_size_mb < 0 && !source.slots.is_empty() {
+            out.push_str("warning: max_slot_wal_keep_size is unlimited: a replica that stops keeps all WAL from then on and can fill the source's disk; set a limit, or remove its slot (init-slate-db replicate --stop)\n");
+        }
+    }
+    for sub in &replication.subscriptions {
+        out.push_str(&format!(
+            "\nsubscription  {}: {}, applied up to id {}, {}\n",
+            sub.subscription,
+            if sub.enabled {
+                "enabled"
+            } else {
+                "DISABLED (an apply error stops it: see the server log)"
+            },
+            sub.last_id,
+            match (sub.worker_running, sub.seconds_since_source) {
+                (true, Some(s)) => format!("last word from the source {s:.1} s ago"),
+                (true, None) => "worker running".to_string(),
+                (false, _) => "no worker running".to_string(),
+            }
+        ));
+    }
+    out
 }

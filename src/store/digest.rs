@@ -280,11 +280,12 @@ pub fn differing_chunks(reference: &Digest, copy: &Digest) -> Vec<i64> {
         .collect()
 }
 
-/// restore's check: the first id at which the target differs from the backup, `None` when
-/// everything matches.
+/// The first id at which `target` differs from `backup` within `scope` (restore's check, and
+/// replicate's prefix check), `None` when everything matches.
 pub async fn first_difference(
     backup: &Transaction<'_>,
     target: &Transaction<'_>,
+    scope: Scope,
     theirs: &Digest,
     ours: &Digest,
 ) -> Result<Option<i64>, Error> {
@@ -292,8 +293,8 @@ pub async fn first_difference(
         return Ok(None);
     };
     let (theirs, ours) = tokio::join!(
-        chunk_rows(backup, Scope::ALL, number, "the backup"),
-        chunk_rows(target, Scope::ALL, number, "the target")
+        chunk_rows(backup, scope, number, "the backup"),
+        chunk_rows(target, scope, number, "the target")
     );
     let first = compare_rows(&theirs?, &ours?).first().map(|d| d.0);
     Ok(Some(first.unwrap_or(number * DIGEST_CHUNK)))

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod digest;
+pub mod follow;
 pub mod layout;
 pub mod lifecycle;
 pub mod provision;

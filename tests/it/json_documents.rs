@@ -123,7 +123,7 @@ fn json(command: &mut std::process::Command, code: i32) -> Value {
 
 #[tokio::test]
 async fn every_json_document_has_the_documented_shape() {
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_logical().await;
     let tool = || cluster.tool();
 
     let create = [
@@ -155,11 +155,42 @@ async fn every_json_document_has_the_documented_shape() {
         ))
         .await
         .unwrap();
+    // A destination following the source, so that status shows both sides of replication.
+    let replicate = [
+        json(
+            tool().args([
+                "replicate",
+                "-d",
+                "made",
+                "--replica-database",
+                "follower",
+                "--dry-run",
+            ]),
+            0,
+        ),
+        json(
+            tool().args(["replicate", "-d", "made", "--replica-database", "follower"]),
+            0,
+        ),
+    ];
+    check("replicate", &replicate);
     let status = [
         json(tool().args(["status", "-d", "made"]), 0),
         json(tool().args(["status", "-d", "backup"]), 0),
+        json(tool().args(["status", "-d", "follower"]), 0),
     ];
     check("status", &status);
+    json(
+        tool().args([
+            "replicate",
+            "-d",
+            "made",
+            "--replica-database",
+            "follower",
+            "--stop",
+        ]),
+        0,
+    );
 
     // A store an older release left: its plan, then its migration.
     let older = init_slate_db::store::layout::Layout::Source;

@@ -18,6 +18,7 @@ mod layout;
 mod lifecycle;
 mod privileges;
 mod refusals;
+mod replicate;
 mod restore;
 #[cfg(feature = "test-hooks")]
 mod sessions;

@@ -138,7 +138,7 @@ pub async fn copy_and_verify(
     });
     let theirs = theirs?;
     let (count, max_id, ours) = ours?;
-    if let Some(id) = first_difference(backup, &tx, &theirs, &ours)
+    if let Some(id) = first_difference(backup, &tx, scope, &theirs, &ours)
         .instrument(info_span!("verify"))
         .await?
     {

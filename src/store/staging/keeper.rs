@@ -11,10 +11,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use super::{quote_literal, Marker, Staged};
+use super::{Marker, Staged};
 use crate::connect::Connector;
 use crate::error::Error;
-use crate::pg::quote_identifier;
+use crate::pg::{quote_identifier, quote_literal};
 
 /// How often the keeper checks its session.
 pub const PING: Duration = Duration::from_secs(1);

@@ -31,7 +31,7 @@ use crate::connect::Connector;
 use crate::error::Error;
 use crate::hooks;
 use crate::identifier::Identifier;
-use crate::pg::{quote_identifier, PgFailure};
+use crate::pg::{quote_identifier, quote_literal, PgFailure};
 use crate::retry::{self, Backoff};
 
 mod cleanup;
@@ -480,11 +480,6 @@ fn create_failure(
         step: format!("creating database \"{temp}\" to build \"{requested}\" in"),
         failure: PgFailure { message, ..failure },
     }
-}
-
-/// `text` as an SQL string literal (COMMENT takes no parameters).
-pub(super) fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]

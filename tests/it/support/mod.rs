@@ -196,6 +196,16 @@ impl Cluster {
         cluster
     }
 
+    /// A cluster that can publish: `wal_level = logical`, with room for ten slots and senders.
+    pub async fn start_logical() -> Cluster {
+        let mut cluster = Cluster::init_from(bindir().to_path_buf(), &[]);
+        cluster.start_server(Some(
+            "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10",
+        ));
+        cluster.add_roles().await;
+        cluster
+    }
+
     /// The CREATEDB-only and the plain login roles.
     async fn add_roles(&self) {
         let cluster = self;

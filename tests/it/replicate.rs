@@ -1,0 +1,327 @@
+//! `replicate`: destinations that follow a source through PostgreSQL's logical replication, on
+//! clusters started with `wal_level = logical`; the refusals that create nothing; the handover
+//! of a destination another replicator filled; `--stop`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{run, Cluster};
+
+/// Writers calling insert_events (batches of 10) until `stop`; returns the rows each wrote.
+fn writers(
+    cluster: &Cluster,
+    database: &str,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<i64>> {
+    let pool = crate::support::pool(cluster, database, 4);
+    (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let client = pool.get().await.unwrap();
+                let text = (1..=10)
+                    .map(|i| format!("($1[{i}], $2, '{{\"n\":{i}}}')"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let mut rows = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let n: i32 = client
+                        .query_one("SELECT insert_events($1)", &[&text])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    rows += i64::from(n);
+                }
+                rows
+            })
+        })
+        .collect()
+}
+
+fn replicate(
+    cluster: &Cluster,
+    source: &str,
+    destination: &str,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let outcome = run(cluster
+        .tool()
+        .args([
+            "replicate",
+            "-d",
+            source,
+            "--replica-database",
+            destination,
+            "--format",
+            "json",
+        ])
+        .args(extra));
+    let doc = serde_json::from_str(&outcome.stdout()).unwrap_or(Value::Null);
+    (outcome.code(), doc, outcome.stderr())
+}
+
+async fn slots(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .superuser_client("postgres")
+        .await
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until `destination` holds the source's last id.
+async fn caught_up(cluster: &Cluster, source: &str, destination: &str) {
+    let last = |database: String| async move {
+        cluster
+            .superuser_client(&database)
+            .await
+            .query_one("SELECT COALESCE(max(id), 0) FROM events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let target = last(source.to_string()).await;
+    for _ in 0..300 {
+        if last(destination.to_string()).await >= target {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{destination} did not catch up with {source} (id {target})");
+}
+
+#[tokio::test]
+async fn a_server_without_logical_wal_is_refused_with_its_code_and_nothing_is_created() {
+    let cluster = Cluster::start().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    let (code, _, stderr) = replicate(&cluster, "origin", "follower", &[]);
+    assert_eq!(code, 24, "{stderr}");
+    assert!(
+        stderr.contains("wal_level") && stderr.contains("restart"),
+        "{stderr}"
+    );
+    assert!(!cluster.database_exists("follower").await);
+    assert!(slots(&cluster).await.is_empty());
+    let publications: i64 = cluster
+        .superuser_client("origin")
+        .await
+        .query_one("SELECT count(*) FROM pg_publication", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(publications, 0);
+}
+
+#[tokio::test]
+async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactly() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    // One destination exists, empty; the other does not exist yet.
+    run(cluster.tool().args(["-n", "second", "-t", "destination"])).assert_code(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writers(&cluster, "origin", stop.clone());
+    let origin = cluster.superuser_client("origin").await;
+    for _ in 0..200 {
+        let written: i64 = origin
+            .query_one("SELECT COALESCE(max(id), 0) FROM events", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for destination in ["first", "second"] {
+        let (code, doc, stderr) = replicate(&cluster, "origin", destination, &[]);
+        assert_eq!(code, 0, "{destination}: {stderr}");
+        assert_eq!(doc["action"], "following", "{doc}");
+        assert_eq!(doc["destination_created"], destination == "first", "{doc}");
+        assert!(doc["start_id"].as_i64().unwrap() > 0, "{doc}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut written = 0;
+    for writer in writing {
+        written += writer.await.unwrap();
+    }
+    assert!(written > 0);
+    for destination in ["first", "second"] {
+        caught_up(&cluster, "origin", destination).await;
+        let verify = run(cluster.tool().args([
+            "verify",
+            "-d",
+            "origin",
+            "--replica-database",
+            destination,
+            "--exact",
+        ]));
+        verify.assert_code(0);
+    }
+    // Running it again changes nothing.
+    let (code, doc, _) = replicate(&cluster, "origin", "first", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["action"], "already-following");
+    assert_eq!(slots(&cluster).await.len(), 2);
+    // status of the source shows both slots, active; of a destination its subscription.
+    let status = run(cluster
+        .tool()
+        .args(["status", "-d", "origin", "--format", "json"]));
+    let doc: Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(
+        doc["replication"]["source"]["slots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{doc}"
+    );
+    let status = run(cluster
+        .tool()
+        .args(["status", "-d", "first", "--format", "json"]));
+    let doc: Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(
+        doc["replication"]["subscriptions"][0]["enabled"], true,
+        "{doc}"
+    );
+    // --stop removes the subscription and its slot.
+    let (code, doc, stderr) = replicate(&cluster, "origin", "first", &["--stop"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["action"], "stopped");
+    assert_eq!(slots(&cluster).await.len(), 1);
+    let subscriptions: i64 = cluster
+        .superuser_client("first")
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = 'first'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(subscriptions, 0);
+}
+
+#[tokio::test]
+async fn a_prefix_filled_by_another_replicator_is_handed_over_without_a_recopy() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    let origin = cluster.superuser_client("origin").await;
+    let text = (1..=50)
+        .map(|i| format!("($1[{i}], $2, '{{\"n\":{i}}}')"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for _ in 0..4 {
+        origin
+            .query_one("SELECT insert_events($1)", &[&text])
+            .await
+            .unwrap();
+    }
+    // The Node replicator copied ids 1-120 with timestamps cut to milliseconds.
+    run(cluster.tool().args(["-n", "legacy", "-t", "destination"])).assert_code(0);
+    let rows = origin
+        .query(
+            "SELECT id, date_trunc('milliseconds', ts), event::text FROM events WHERE id <= 120 ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let legacy = cluster.superuser_client("legacy").await;
+    for row in rows {
+        let (id, ts, event): (i64, std::time::SystemTime, String) =
+            (row.get(0), row.get(1), row.get(2));
+        legacy
+            .execute(
+                "INSERT INTO events VALUES ($1, $2, $3::text::jsonb)",
+                &[&id, &ts, &event],
+            )
+            .await
+            .unwrap();
+    }
+    // Exact timestamps differ: not a prefix, nothing created.
+    let (code, _, stderr) = replicate(&cluster, "origin", "legacy", &[]);
+    assert_eq!(code, 25, "{stderr}");
+    assert!(stderr.contains("--ts-precision ms"), "{stderr}");
+    assert!(slots(&cluster).await.is_empty());
+    // At millisecond precision it is a prefix: the rest is copied, then streamed.
+    let (code, doc, stderr) = replicate(&cluster, "origin", "legacy", &["--ts-precision", "ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["copied_events"], 80, "{doc}");
+    assert_eq!(doc["start_id"], 200, "{doc}");
+    origin
+        .query_one("SELECT insert_events($1)", &[&text])
+        .await
+        .unwrap();
+    caught_up(&cluster, "origin", "legacy").await;
+    let verify = run(cluster.tool().args([
+        "verify",
+        "-d",
+        "origin",
+        "--replica-database",
+        "legacy",
+        "--exact",
+        "--ts-precision",
+        "ms",
+    ]));
+    verify.assert_code(0);
+    // A destination ahead of its source is refused.
+    let legacy_ahead = "ahead";
+    run(cluster
+        .tool()
+        .args(["-n", legacy_ahead, "-t", "destination"]))
+    .assert_code(0);
+    cluster
+        .superuser_client(legacy_ahead)
+        .await
+        .batch_execute("INSERT INTO events SELECT g, now(), '{}' FROM generate_series(1, 900) g")
+        .await
+        .unwrap();
+    let (code, _, stderr) = replicate(&cluster, "origin", legacy_ahead, &[]);
+    assert_eq!(code, 25, "{stderr}");
+}
+
+#[tokio::test]
+async fn a_signal_after_the_slot_is_made_leaves_no_slot_and_the_next_run_succeeds() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    for (index, (step, destination)) in [("slot-created", "new_one"), ("subscribing", "new_two")]
+        .into_iter()
+        .enumerate()
+    {
+        let running = crate::support::spawn(
+            cluster
+                .tool()
+                .args([
+                    "replicate",
+                    "-d",
+                    "origin",
+                    "--replica-database",
+                    destination,
+                ])
+                .env("INIT_SLATE_DB_TEST_PAUSE", step),
+        );
+        running.wait_for(&format!("paused at {step}"));
+        running.signal("TERM");
+        let outcome = running.finish(Duration::from_secs(30));
+        outcome.assert_code(130);
+        // Only the slots of the destinations that follow are left.
+        assert_eq!(
+            slots(&cluster).await.len(),
+            index,
+            "{step}: {}",
+            outcome.stderr()
+        );
+        let (code, _, stderr) = replicate(&cluster, "origin", destination, &[]);
+        assert_eq!(code, 0, "{step}: {stderr}");
+    }
+}

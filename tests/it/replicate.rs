@@ -290,6 +290,7 @@ async fn a_prefix_filled_by_another_replicator_is_handed_over_without_a_recopy()
     assert_eq!(code, 25, "{stderr}");
 }
 
+#[cfg(feature = "test-hooks")]
 #[tokio::test]
 async fn a_signal_after_the_slot_is_made_leaves_no_slot_and_the_next_run_succeeds() {
     let cluster = Cluster::start_logical().await;

@@ -8,6 +8,7 @@ use crate::connect::{ConnectionSettings, Connector};
 use crate::error::Error;
 use crate::output::{self, ListReport, OutputFormat, StoreEntry};
 use crate::store::audit::{self, Verdict};
+use crate::store::follow;
 use crate::store::staging::{self, TEMP_PREFIX};
 
 /// Validated settings of `list`.
@@ -45,6 +46,8 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
             events: None,
             size_bytes,
             note: None,
+            followed_by: Vec::new(),
+            follows: Vec::new(),
         };
         if database.starts_with(TEMP_PREFIX) {
             if let Some(leftover) = leftovers.iter().find(|l| l.database == database) {
@@ -104,6 +107,19 @@ pub async fn run(connection: ConnectionSettings, settings: ListSettings) -> Resu
             .await
             .ok()
             .and_then(|r| r.try_get(0).ok());
+        let replication = follow::replication(&store).await;
+        if let Some(source) = replication.source {
+            entry.followed_by = source
+                .slots
+                .into_iter()
+                .map(|s| s.follower.unwrap_or(s.slot))
+                .collect();
+        }
+        entry.follows = replication
+            .subscriptions
+            .into_iter()
+            .map(|s| s.source.unwrap_or(s.subscription))
+            .collect();
         stores.push(entry);
     }
     output::emit(

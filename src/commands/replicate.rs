@@ -464,7 +464,13 @@ fn conninfo(servers: &Servers, settings: &ReplicatePlan) -> String {
         format!("port={}", settings.publisher_port),
         format!("dbname={}", quote(&settings.database)),
         format!("user={}", quote(servers.source.user())),
-        format!("application_name={}", quote("init-slate-db subscription")),
+        format!(
+            "application_name={}",
+            quote(&follow::follower_label(
+                settings.destination_database.as_str(),
+                &servers.destination.settings().endpoint()
+            ))
+        ),
         format!("sslmode={}", source.ssl_mode),
     ];
     if let Some(password) = &source.password {

@@ -18,6 +18,10 @@ pub struct StoreEntry {
     pub size_bytes: Option<i64>,
     /// Why a field is missing (no access, a temporary build).
     pub note: Option<String>,
+    /// A source's followers: each slot's destination while connected, else the slot's name.
+    pub followed_by: Vec<String>,
+    /// The sources a destination follows (its subscriptions).
+    pub follows: Vec<String>,
 }
 
 /// The result of `list`.
@@ -31,7 +35,14 @@ pub struct ListReport {
 impl Report for ListReport {
     fn text(&self) -> String {
         let mut stores = table([
-            "database", "layout", "version", "verdict", "events", "size", "note",
+            "database",
+            "layout",
+            "version",
+            "verdict",
+            "events",
+            "size",
+            "replication",
+            "note",
         ]);
         for s in &self.stores {
             stores.add_row([
@@ -50,6 +61,12 @@ impl Report for ListReport {
                 s.size_bytes
                     .map(|b| format!("{:.1} MB", b as f64 / 1e6))
                     .unwrap_or_default(),
+                s.follows
+                    .iter()
+                    .map(|f| format!("follows {f}"))
+                    .chain(s.followed_by.iter().map(|f| format!("followed by {f}")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 s.note.clone().unwrap_or_default(),
             ]);
         }

@@ -337,6 +337,9 @@ pub struct SlotReport {
     pub slot: String,
     /// A subscriber is connected.
     pub active: bool,
+    /// Who is connected: the destination, as its subscription names itself (`database on
+    /// host:port`), while active.
+    pub follower: Option<String>,
     /// WAL the source keeps for it, in bytes.
     pub retained_bytes: Option<i64>,
     /// `reserved`, `extended`, `unreserved` or `lost` (`lost`: its subscriber can never catch
@@ -359,6 +362,9 @@ pub struct SourceReplication {
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriptionReport {
     pub subscription: String,
+    /// The source it follows, `database on host:port` (read from the subscription's connection
+    /// string, password left out; `null` for a role that may not read it).
+    pub source: Option<String>,
     pub enabled: bool,
     /// The highest id applied.
     pub last_id: i64,
@@ -375,6 +381,42 @@ pub struct Replication {
     pub subscriptions: Vec<SubscriptionReport>,
 }
 
+/// `database on host:port` from a libpq connection string, nothing else of it (no password).
+fn source_of(conninfo: &str) -> String {
+    let value = |key: &str| -> String {
+        let Some(start) = conninfo.find(&format!("{key}=")) else {
+            return "?".into();
+        };
+        let rest = &conninfo[start + key.len() + 1..];
+        match rest.strip_prefix('\'') {
+            Some(quoted) => {
+                let mut out = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => out.extend(chars.next()),
+                        '\'' => break,
+                        c => out.push(c),
+                    }
+                }
+                out
+            }
+            None => rest.split_whitespace().next().unwrap_or("?").to_string(),
+        }
+    };
+    format!("{} on {}:{}", value("dbname"), value("host"), value("port"))
+}
+
+/// The name a destination's subscription gives itself on the source (`application_name`), at
+/// most 63 bytes as PostgreSQL keeps it.
+pub fn follower_label(destination_database: &str, destination_endpoint: &str) -> String {
+    let mut label = format!("{destination_database} on {destination_endpoint}");
+    while label.len() > 63 {
+        label.pop();
+    }
+    label
+}
+
 /// Reads the publication, slots and subscriptions of the database `client` is connected to.
 /// A role that may not see them gets nothing rather than an error.
 pub async fn replication(client: &Client) -> Replication {
@@ -389,10 +431,12 @@ pub async fn replication(client: &Client) -> Replication {
         .map(|r| r.get(0));
     let slots = client
         .query(
-            "SELECT slot_name::text, active,
-                    (pg_catalog.pg_current_wal_lsn() - restart_lsn)::bigint, wal_status
-               FROM pg_catalog.pg_replication_slots
-              WHERE database = current_database() AND plugin = 'pgoutput'
+            "SELECT s.slot_name::text, s.active,
+                    (pg_catalog.pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status,
+                    NULLIF(r.application_name, '')
+               FROM pg_catalog.pg_replication_slots s
+               LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
+              WHERE s.database = current_database() AND s.plugin = 'pgoutput'
               ORDER BY 1",
             &[],
         )
@@ -414,6 +458,7 @@ pub async fn replication(client: &Client) -> Replication {
                 .map(|r| SlotReport {
                     slot: r.get(0),
                     active: r.get(1),
+                    follower: r.get(4),
                     retained_bytes: r.get(2),
                     wal_status: r.get(3),
                 })
@@ -436,9 +481,22 @@ pub async fn replication(client: &Client) -> Replication {
         .unwrap_or_default();
     if !subscriptions.is_empty() {
         let applied = last_id(client).await.unwrap_or(0);
+        // subconninfo is readable by superusers only (and from 16 by the owner): try it alone.
+        let sources: Vec<(String, String)> = client
+            .query(
+                "SELECT subname::text, subconninfo FROM pg_catalog.pg_subscription",
+                &[],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .unwrap_or_default();
         report.subscriptions = subscriptions
             .iter()
             .map(|r| SubscriptionReport {
+                source: sources
+                    .iter()
+                    .find(|(name, _)| *name == r.get::<_, String>(0))
+                    .map(|(_, conninfo)| source_of(conninfo)),
                 subscription: r.get(0),
                 enabled: r.get(1),
                 last_id: applied,

@@ -174,10 +174,24 @@ async fn every_json_document_has_the_documented_shape() {
         ),
     ];
     check("replicate", &replicate);
+    // Once the subscription has connected and heard from the source, every field is set.
+    let settled = |database: &str, pointer: &str| {
+        for _ in 0..100 {
+            let doc = json(tool().args(["status", "-d", database]), 0);
+            if doc.pointer(pointer).is_some_and(|v| !v.is_null()) {
+                return doc;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("status of {database} never set {pointer}");
+    };
     let status = [
-        json(tool().args(["status", "-d", "made"]), 0),
+        settled("made", "/replication/source/slots/0/follower"),
         json(tool().args(["status", "-d", "backup"]), 0),
-        json(tool().args(["status", "-d", "follower"]), 0),
+        settled(
+            "follower",
+            "/replication/subscriptions/0/seconds_since_source",
+        ),
     ];
     check("status", &status);
     json(

@@ -326,3 +326,108 @@ async fn a_signal_after_the_slot_is_made_leaves_no_slot_and_the_next_run_succeed
         assert_eq!(code, 0, "{step}: {stderr}");
     }
 }
+
+/// Appends one batch of `n` events to `database` through insert_events.
+async fn append(cluster: &Cluster, database: &str, n: usize) {
+    let text = (1..=n)
+        .map(|i| format!("($1[{i}], $2, '{{\"n\":{i}}}')"))
+        .collect::<Vec<_>>()
+        .join(",");
+    cluster
+        .superuser_client(database)
+        .await
+        .query_one("SELECT insert_events($1)", &[&text])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_row_written_by_hand_into_a_destination_shows_in_status_and_verify_names_it() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&cluster, "origin", 10).await;
+    let (code, _, stderr) = replicate(&cluster, "origin", "follower", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Someone writes id 11 into the destination; the source's id 11 then conflicts.
+    cluster
+        .superuser_client("follower")
+        .await
+        .batch_execute("INSERT INTO events VALUES (11, now(), '{\"by\": \"hand\"}')")
+        .await
+        .unwrap();
+    append(&cluster, "origin", 5).await;
+    let version: i32 = cluster
+        .superuser_client("postgres")
+        .await
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if version >= 150000 {
+        // disable_on_error: the subscription stops, and status says so.
+        let mut enabled = Value::Bool(true);
+        for _ in 0..100 {
+            let status = run(cluster
+                .tool()
+                .args(["status", "-d", "follower", "--format", "json"]));
+            let doc: Value = serde_json::from_str(&status.stdout()).unwrap();
+            enabled = doc["replication"]["subscriptions"][0]["enabled"].clone();
+            if enabled == Value::Bool(false) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(enabled, Value::Bool(false));
+        let status = run(cluster.tool().args(["status", "-d", "follower"]));
+        assert!(status.stdout().contains("DISABLED"), "{}", status.stdout());
+    }
+    let outcome = run(cluster.tool().args([
+        "verify",
+        "-d",
+        "origin",
+        "--replica-database",
+        "follower",
+        "--format",
+        "json",
+    ]));
+    outcome.assert_code(19);
+    let doc: Value = serde_json::from_str(&outcome.stdout()).unwrap();
+    assert_eq!(doc["first_differences"][0]["id"], 11, "{doc}");
+}
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_destination_catches_up_after_the_server_restarts() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&cluster, "origin", 20).await;
+    let (code, _, stderr) = replicate(&cluster, "origin", "follower", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    append(&cluster, "origin", 20).await;
+    cluster.restart();
+    append(&cluster, "origin", 20).await;
+    caught_up(&cluster, "origin", "follower").await;
+    run(cluster.tool().args([
+        "verify",
+        "-d",
+        "origin",
+        "--replica-database",
+        "follower",
+        "--exact",
+    ]))
+    .assert_code(0);
+    // list says who follows whom.
+    let outcome = run(cluster.tool().args(["list", "--format", "json"]));
+    let doc: Value = serde_json::from_str(&outcome.stdout()).unwrap();
+    let stores = doc["stores"].as_array().unwrap();
+    let origin = stores.iter().find(|s| s["database"] == "origin").unwrap();
+    let follower = stores.iter().find(|s| s["database"] == "follower").unwrap();
+    assert_eq!(origin["followed_by"].as_array().unwrap().len(), 1, "{doc}");
+    assert!(
+        follower["follows"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("origin on "),
+        "{doc}"
+    );
+}

@@ -5,6 +5,7 @@
 #
 #   eval "$(scripts/throwaway-postgres.sh start)"    # then: init-slate-db -n orders -t source
 #   scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"
+#   SLATE_PG_OPTIONS="-c wal_level=logical" scripts/throwaway-postgres.sh start   (extra settings)
 #
 # As root, the server binaries run as the `postgres` OS user (initdb refuses root).
 set -euo pipefail
@@ -54,7 +55,7 @@ start() {
   local attempt
   for attempt in 1 2 3 4 5; do
     if as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1" start >/dev/null 2>"$dir/pg_ctl.err"; then
+      -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 ${SLATE_PG_OPTIONS:-}" start >/dev/null 2>"$dir/pg_ctl.err"; then
       break
     fi
     if [ "$attempt" -lt 5 ] && grep -q 'Address already in use' "$dir/server.log"; then

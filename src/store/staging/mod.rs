@@ -220,6 +220,21 @@ pub(crate) async fn claim(
                     ledger.update(|s| s.built = Some(build.clone()));
                 }
                 let build = build.map_err(|(_, error)| error)?;
+                // Another run may have published the name between the check above and this
+                // CREATE (its rename freed the temporary name): then the name is taken.
+                if database_oid(maintenance, requested.as_str())
+                    .await?
+                    .is_some()
+                {
+                    drop_by_oid(maintenance, build.oid, &temp, Some(&build.marker.run))
+                        .await
+                        .map_err(|failure| Error::Query {
+                            step: format!("removing \"{temp}\", made while another run published \"{requested}\""),
+                            failure,
+                        })?;
+                    ledger.update(|s| s.built = None);
+                    return Ok(Claim::NameTaken);
+                }
                 info!(temporary = %temp, oid = build.oid, "created database \"{temp}\" to build \"{requested}\" in");
                 return Ok(Claim::Staging(Box::new(build)));
             }

@@ -2,7 +2,8 @@
 # Replication, measured, side by side in one run on one throwaway cluster (wal_level = logical;
 # source and destinations share the machine):
 #   1. writers' throughput: 4 pgbench clients calling insert_events with batches of 10 for
-#      SECONDS, first with no subscription, then with two destinations following;
+#      SECONDS, with no subscription, with two destinations following, and with none again
+#      after --stop (the A/A control of the machine's noise);
 #   2. lag per destination during (1): every 50 ms, how old the newest applied event is
 #      (clock_timestamp() - its ts) on each destination; p50, p99 and max in ms;
 #   3. the initial copy of EVENTS events: `replicate` to a new destination, against `restore` of
@@ -28,6 +29,7 @@ trap 'scripts/throwaway-postgres.sh stop "$SLATE_PG_DIR"; rm -rf "$work"' EXIT
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 now_ms() { date +%s%N | awk '{printf "%.0f", $1 / 1000000}'; }
 
+export INIT_SLATE_DB_FROM_PASSWORD=$PGPASSWORD
 "$tool" -n origin -t source >/dev/null 2>&1
 write_statements 10 "$work"
 
@@ -37,26 +39,30 @@ writers() {
     | awk '/^tps/ { printf "%.0f", $3 * 10 }'
 }
 
-# Samples every 50 ms how old the newest event on database $1 is, until $work/stop exists.
+# Samples every 50 ms, in one psql session, how old the newest event on database $1 is.
 sample_lag() {
-  local database=$1 out=$2
-  while [ ! -e "$work/stop" ]; do
-    psql -X -At -d "$database" -c "SELECT extract(epoch FROM clock_timestamp() - (SELECT ts FROM events ORDER BY id DESC LIMIT 1)) * 1000" >>"$out" 2>/dev/null || true
-    sleep 0.05
-  done
+  printf 'SELECT extract(epoch FROM clock_timestamp() - (SELECT ts FROM events ORDER BY id DESC LIMIT 1)) * 1000\n\\watch 0.05\n' \
+    | psql -X -At -d "$1" >"$2" 2>/dev/null &
+  echo $!
 }
 
+# Writers alone, then with two destinations following (lag sampled from 1 s into the run to
+# 1 s before its end, while events flow), then alone again after --stop: the A/A control.
 alone=$(writers)
 "$tool" replicate -d origin --replica-database first >/dev/null 2>&1
 "$tool" replicate -d origin --replica-database second >/dev/null 2>&1
-rm -f "$work/stop"
-sample_lag first "$work/lag_first" &
-first_sampler=$!
-sample_lag second "$work/lag_second" &
-second_sampler=$!
-followed=$(writers)
-touch "$work/stop"
-wait "$first_sampler" "$second_sampler"
+writers >"$work/followed" &
+writers_pid=$!
+sleep 1
+first_sampler=$(sample_lag first "$work/lag_first")
+second_sampler=$(sample_lag second "$work/lag_second")
+sleep $(( secs > 2 ? secs - 2 : 1 ))
+kill "$first_sampler" "$second_sampler" 2>/dev/null || true
+wait "$writers_pid"
+followed=$(cat "$work/followed")
+"$tool" replicate -d origin --replica-database first --stop >/dev/null 2>&1
+"$tool" replicate -d origin --replica-database second --stop >/dev/null 2>&1
+again=$(writers)
 
 # The initial copy: a source of N events (restored from a backup), then replicate and restore.
 "$tool" -n backup -t destination >/dev/null 2>&1
@@ -66,7 +72,7 @@ psql_q -d backup -c "INSERT INTO events (id, ts, event)
                             'operation', 'update', 'propertyName', 'status',
                             'value', 'shipped-to-warehouse-' || (g % 97) || '-' || repeat('x', 120))
     FROM generate_series(1, $n) g" -c "VACUUM ANALYZE events" -c "CHECKPOINT" >/dev/null
-"$tool" restore -n big --from-host "$PGHOST" --from-port "$PGPORT" --from-database backup --from-user "$PGUSER" >/dev/null 2>&1
+"$tool" restore -n big --from-host "$PGHOST" --from-port "$PGPORT" --from-database backup --from-user "$PGUSER" >/dev/null 2>"$work/restore.err" || { cat "$work/restore.err" >&2; exit 1; }
 psql_q -d big -c "CHECKPOINT" >/dev/null
 t0=$(now_ms)
 "$tool" restore -n restored_again --from-host "$PGHOST" --from-port "$PGPORT" --from-database backup --from-user "$PGUSER" >/dev/null 2>&1
@@ -75,9 +81,9 @@ t0=$(now_ms)
 "$tool" replicate -d big --replica-database big_follower >/dev/null 2>&1
 replicate_ms=$(( $(now_ms) - t0 ))
 
-python3 - "$work" "$alone" "$followed" "$n" "$restore_ms" "$replicate_ms" "$secs" <<'PY'
+python3 - "$work" "$alone" "$followed" "$n" "$restore_ms" "$replicate_ms" "$secs" "$again" <<'PY'
 import statistics, sys
-work, alone, followed, n, restore_ms, replicate_ms, secs = sys.argv[1:]
+work, alone, followed, n, restore_ms, replicate_ms, secs, again = sys.argv[1:]
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -85,11 +91,17 @@ print(f"| writers (4 clients, batches of 10, {secs} s) | events/s | / alone |")
 print("| --- | ---: | ---: |")
 print(f"| no subscription | {int(alone)} | 1.00 |")
 print(f"| two destinations following | {int(followed)} | {int(followed) / max(int(alone), 1):.2f} |")
+print(f"| no subscription again (A/A control) | {int(again)} | {int(again) / max(int(alone), 1):.2f} |")
 print()
 print("| destination | samples | lag p50 | lag p99 | lag max |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for name in ("first", "second"):
-    lags = [float(line) for line in open(f"{work}/lag_{name}") if line.strip()]
+    lags = []
+    for line in open(f"{work}/lag_{name}"):
+        try:
+            lags.append(float(line))
+        except ValueError:
+            pass
     if lags:
         print(f"| {name} | {len(lags)} | {percentile(lags, 50):.0f} ms | {percentile(lags, 99):.0f} ms | {max(lags):.0f} ms |")
 print()

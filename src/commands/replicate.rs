@@ -314,6 +314,19 @@ async fn start_point(
     lock_wait: Duration,
     made: &Mutex<Made>,
 ) -> Result<StartPoint, Error> {
+    // A slot of this name with no subscription behind it is what a killed run left (the
+    // destination has no subscription, or it would not be here): remove it first.
+    let inactive: bool = source
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND NOT active)",
+            &[&name],
+        )
+        .await
+        .map_err(|e| Error::query("looking for a slot left behind", &e))?
+        .get(0);
+    if inactive && follow::drop_slot(source, name).await? {
+        warn!(slot = %name, "removed the slot {name} left by an earlier run that did not finish");
+    }
     // Recorded first: a signal while the slot is being created still drops it.
     if let Ok(mut made) = made.lock() {
         made.slot = Some(name.to_string());

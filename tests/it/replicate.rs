@@ -431,3 +431,43 @@ async fn a_destination_catches_up_after_the_server_restarts() {
         "{doc}"
     );
 }
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_run_killed_after_making_its_slot_is_cleaned_up_by_the_next_one() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&cluster, "origin", 10).await;
+    let running = crate::support::spawn(
+        cluster
+            .tool()
+            .args([
+                "replicate",
+                "-d",
+                "origin",
+                "--replica-database",
+                "follower",
+            ])
+            .env("INIT_SLATE_DB_TEST_PAUSE", "slot-created"),
+    );
+    running.wait_for("paused at slot-created");
+    running.signal("KILL");
+    drop(running);
+    // The killed run's transaction is rolled back with its session, the slot kept or not;
+    // whatever is left, the next run removes it and follows.
+    let outcome = run(cluster.tool().args([
+        "replicate",
+        "-d",
+        "origin",
+        "--replica-database",
+        "follower",
+    ]));
+    outcome.assert_code(0);
+    assert_eq!(slots(&cluster).await.len(), 1);
+    caught_up(&cluster, "origin", "follower").await;
+    assert!(
+        !cluster
+            .database_exists(&init_slate_db::store::staging::temp_name("follower"))
+            .await
+    );
+}

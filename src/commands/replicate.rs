@@ -179,7 +179,9 @@ async fn replicate(
         .destination
         .connect(&settings.maintenance_db)
         .await?;
-    if let Some(why) = follow::may_subscribe(&maintenance).await? {
+    if let Some(why) =
+        follow::may_subscribe(&maintenance, settings.destination_database.as_str()).await?
+    {
         return Err(Error::MissingPrivilege(format!(
             "role \"{}\" may not create the subscription on the destination's server: {why}; nothing was created",
             servers.destination.user()

@@ -60,17 +60,19 @@ pub async fn source_readiness(source: &Client) -> Result<Vec<String>, Error> {
     Ok(problems)
 }
 
-/// Whether the role may create a subscription on the destination's server: a superuser, or
-/// from PostgreSQL 16 a member of `pg_create_subscription` with CREATE on the database.
-pub async fn may_subscribe(destination: &Client) -> Result<Option<String>, Error> {
-    let row = destination
+/// Whether the role may create a subscription in `database` on the destination's server (`None`:
+/// it may): a superuser, or from PostgreSQL 16 a member of `pg_create_subscription` with CREATE
+/// on the database (which a database the role is about to create gives it).
+pub async fn may_subscribe(maintenance: &Client, database: &str) -> Result<Option<String>, Error> {
+    let row = maintenance
         .query_one(
             "SELECT r.rolsuper, current_setting('server_version_num')::int,
-                    pg_catalog.has_database_privilege(current_database(), 'CREATE'),
+                    NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)
+                      OR pg_catalog.has_database_privilege($1, 'CREATE'),
                     EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pg_create_subscription')
                       AND pg_catalog.pg_has_role(current_user, 'pg_create_subscription', 'USAGE')
                FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-            &[],
+            &[&database],
         )
         .await
         .map_err(|e| Error::query("checking the right to create a subscription", &e))?;

@@ -123,7 +123,7 @@ async fn a_server_without_logical_wal_is_refused_with_its_code_and_nothing_is_cr
 }
 
 #[tokio::test]
-async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactly() {
+async fn three_destinations_follow_a_source_written_during_setup_and_verify_exactly() {
     let cluster = Cluster::start_logical().await;
     run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
     // One destination exists, empty; the other does not exist yet.
@@ -142,11 +142,11 @@ async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactl
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for destination in ["first", "second"] {
+    for destination in ["first", "second", "third"] {
         let (code, doc, stderr) = replicate(&cluster, "origin", destination, &[]);
         assert_eq!(code, 0, "{destination}: {stderr}");
         assert_eq!(doc["action"], "following", "{doc}");
-        assert_eq!(doc["destination_created"], destination == "first", "{doc}");
+        assert_eq!(doc["destination_created"], destination != "second", "{doc}");
         assert!(doc["start_id"].as_i64().unwrap() > 0, "{doc}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -156,7 +156,7 @@ async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactl
         written += writer.await.unwrap();
     }
     assert!(written > 0);
-    for destination in ["first", "second"] {
+    for destination in ["first", "second", "third"] {
         caught_up(&cluster, "origin", destination).await;
         let verify = run(cluster.tool().args([
             "verify",
@@ -172,8 +172,8 @@ async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactl
     let (code, doc, _) = replicate(&cluster, "origin", "first", &[]);
     assert_eq!(code, 0);
     assert_eq!(doc["action"], "already-following");
-    assert_eq!(slots(&cluster).await.len(), 2);
-    // status of the source shows both slots, active; of a destination its subscription.
+    assert_eq!(slots(&cluster).await.len(), 3);
+    // status of the source shows every slot, active; of a destination its subscription.
     let status = run(cluster
         .tool()
         .args(["status", "-d", "origin", "--format", "json"]));
@@ -183,7 +183,7 @@ async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactl
             .as_array()
             .unwrap()
             .len(),
-        2,
+        3,
         "{doc}"
     );
     let status = run(cluster
@@ -198,7 +198,7 @@ async fn two_destinations_follow_a_source_written_during_setup_and_verify_exactl
     let (code, doc, stderr) = replicate(&cluster, "origin", "first", &["--stop"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(doc["action"], "stopped");
-    assert_eq!(slots(&cluster).await.len(), 1);
+    assert_eq!(slots(&cluster).await.len(), 2);
     let subscriptions: i64 = cluster
         .superuser_client("first")
         .await
@@ -470,4 +470,129 @@ async fn a_run_killed_after_making_its_slot_is_cleaned_up_by_the_next_one() {
             .database_exists(&init_slate_db::store::staging::temp_name("follower"))
             .await
     );
+}
+
+// The proxy's tasks run while the test waits on the tool: a runtime of its own threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_catches_up_after_the_connection_to_the_source_is_cut() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&cluster, "origin", 10).await;
+    // The destination's server reaches the source through a proxy the test cuts.
+    let proxy = crate::support::proxy::Proxy::start(cluster.port).await;
+    let port = proxy.port.to_string();
+    let (code, _, stderr) = replicate(&cluster, "origin", "follower", &["--publisher-port", &port]);
+    assert_eq!(code, 0, "{stderr}");
+    proxy.cut();
+    append(&cluster, "origin", 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore();
+    append(&cluster, "origin", 10).await;
+    caught_up(&cluster, "origin", "follower").await;
+    run(cluster.tool().args([
+        "verify",
+        "-d",
+        "origin",
+        "--replica-database",
+        "follower",
+        "--exact",
+    ]))
+    .assert_code(0);
+}
+
+#[tokio::test]
+async fn a_destination_follows_the_source_restored_from_it() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&cluster, "origin", 25).await;
+    let (code, _, stderr) = replicate(&cluster, "origin", "backup", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    caught_up(&cluster, "origin", "backup").await;
+    // Disaster: the source is lost. Its follower is stopped, then the source is restored from
+    // the backup, which then follows the restored source.
+    let (code, _, stderr) = replicate(&cluster, "origin", "backup", &["--stop"]);
+    assert_eq!(code, 0, "{stderr}");
+    run(cluster
+        .tool()
+        .args(["restore", "-n", "restored", "--from-host", "127.0.0.1"])
+        .args([
+            "--from-port",
+            &cluster.port.to_string(),
+            "--from-database",
+            "backup",
+        ])
+        .args(["--from-user", crate::support::SUPERUSER])
+        .env(
+            "INIT_SLATE_DB_FROM_PASSWORD",
+            crate::support::SUPERUSER_PASSWORD,
+        ))
+    .assert_code(0);
+    let (code, doc, stderr) = replicate(&cluster, "restored", "backup", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["copied_events"], 0, "{doc}");
+    append(&cluster, "restored", 5).await;
+    caught_up(&cluster, "restored", "backup").await;
+    run(cluster.tool().args([
+        "verify",
+        "-d",
+        "restored",
+        "--replica-database",
+        "backup",
+        "--exact",
+    ]))
+    .assert_code(0);
+}
+
+#[tokio::test]
+async fn a_managed_style_role_without_superuser_replicates_from_16_and_is_told_why_before() {
+    let cluster = Cluster::start_logical().await;
+    run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    let admin = cluster.superuser_client("postgres").await;
+    let version: i32 = admin
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // What a managed service gives its admin role: CREATEDB, REPLICATION (rds_replication),
+    // ownership of the store's tables, and from 16 pg_create_subscription.
+    admin
+        .batch_execute("CREATE ROLE managed LOGIN CREATEDB REPLICATION PASSWORD 'managed-pw'")
+        .await
+        .unwrap();
+    if version >= 160000 {
+        admin
+            .batch_execute("GRANT pg_create_subscription TO managed")
+            .await
+            .unwrap();
+    }
+    cluster
+        .superuser_client("origin")
+        .await
+        .batch_execute(
+            "ALTER TABLE events OWNER TO managed; ALTER TABLE id OWNER TO managed;
+             ALTER TABLE refinery_schema_history OWNER TO managed",
+        )
+        .await
+        .unwrap();
+    append(&cluster, "origin", 10).await;
+    let outcome = run(cluster.tool_as("managed", Some("managed-pw")).args([
+        "replicate",
+        "-d",
+        "origin",
+        "--replica-database",
+        "follower",
+    ]));
+    if version >= 160000 {
+        outcome.assert_code(0);
+        caught_up(&cluster, "origin", "follower").await;
+    } else {
+        outcome.assert_code(5);
+        assert!(
+            outcome.error_lines()[0].contains("superuser"),
+            "{:?}",
+            outcome.error_lines()
+        );
+        assert!(!cluster.database_exists("follower").await);
+        assert!(slots(&cluster).await.is_empty());
+    }
 }

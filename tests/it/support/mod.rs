@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use tempfile::TempDir;
 
 pub mod pooler;
+pub mod proxy;
 use tokio_postgres::{Client, NoTls};
 
 /// The cluster's superuser.

@@ -112,7 +112,7 @@ pub async fn ensure_publication(source: &Client) -> Result<bool, Error> {
             let failure = crate::pg::PgFailure::from(&e);
             if failure.is(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
                 return Error::MissingPrivilege(format!(
-                    "the role may not create the publication of events: {failure}; it must own the events table (run as the store's owner)"
+                    "the role may not create the publication of events: {failure}; it must own the events table and have CREATE on the database (run as the store's owner)"
                 ));
             }
             Error::Query {
@@ -164,7 +164,18 @@ pub async fn fix_start_point(
         &[&slot],
     )
     .await
-    .map_err(|e| Error::query(format!("creating the replication slot {slot}"), &e))?;
+    .map_err(|e| {
+        let failure = crate::pg::PgFailure::from(&e);
+        if failure.is(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return Error::MissingPrivilege(format!(
+                "the role may not create a replication slot: {failure}; it needs the REPLICATION attribute (ALTER ROLE ... REPLICATION; on RDS the rds_replication role); nothing was created"
+            ));
+        }
+        Error::Query {
+            step: format!("creating the replication slot {slot}"),
+            failure,
+        }
+    })?;
     hooks::pause("slot-created", None).await;
     tx.commit()
         .await

@@ -556,7 +556,10 @@ async fn a_managed_style_role_without_superuser_replicates_from_16_and_is_told_w
     // What a managed service gives its admin role: CREATEDB, REPLICATION (rds_replication),
     // ownership of the store's tables, and from 16 pg_create_subscription.
     admin
-        .batch_execute("CREATE ROLE managed LOGIN CREATEDB REPLICATION PASSWORD 'managed-pw'")
+        .batch_execute(
+            "CREATE ROLE managed LOGIN CREATEDB REPLICATION PASSWORD 'managed-pw';
+             GRANT CREATE ON DATABASE origin TO managed",
+        )
         .await
         .unwrap();
     if version >= 160000 {

@@ -131,17 +131,26 @@ async fn three_destinations_follow_a_source_written_during_setup_and_verify_exac
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writers(&cluster, "origin", stop.clone());
     let origin = cluster.superuser_client("origin").await;
-    for _ in 0..200 {
-        let written: i64 = origin
-            .query_one("SELECT COALESCE(max(id), 0) FROM events", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if written > 0 {
-            break;
+    // Until `count` events are written (at most 120 s).
+    let written_up_to = |count: i64| {
+        let origin = &origin;
+        async move {
+            for _ in 0..1200 {
+                let written: i64 = origin
+                    .query_one("SELECT COALESCE(max(id), 0) FROM events", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                if written >= count {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the writers did not reach {count} events");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    // The initial copies take 50,000 events and more while the writers go on, to 100,000.
+    written_up_to(50_000).await;
     for destination in ["first", "second", "third"] {
         let (code, doc, stderr) = replicate(&cluster, "origin", destination, &[]);
         assert_eq!(code, 0, "{destination}: {stderr}");
@@ -149,7 +158,7 @@ async fn three_destinations_follow_a_source_written_during_setup_and_verify_exac
         assert_eq!(doc["destination_created"], destination != "second", "{doc}");
         assert!(doc["start_id"].as_i64().unwrap() > 0, "{doc}");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    written_up_to(100_000).await;
     stop.store(true, Ordering::SeqCst);
     let mut written = 0;
     for writer in writing {
@@ -598,4 +607,88 @@ async fn a_managed_style_role_without_superuser_replicates_from_16_and_is_told_w
         assert!(!cluster.database_exists("follower").await);
         assert!(slots(&cluster).await.is_empty());
     }
+}
+
+/// `replicate` from `source`'s cluster to a destination on `destination`'s.
+fn replicate_across(
+    source: &Cluster,
+    destination: &Cluster,
+    database: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = source.tool();
+    command
+        .args(["replicate", "-d", "origin", "--replica-database", database])
+        .args(["--replica-host", "127.0.0.1"])
+        .args(["--replica-port", &destination.port.to_string()])
+        .args(["--replica-user", crate::support::SUPERUSER])
+        .env(
+            "INIT_SLATE_DB_REPLICA_PASSWORD",
+            crate::support::SUPERUSER_PASSWORD,
+        )
+        .args(extra);
+    command
+}
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn the_destination_server_killed_during_setup_or_streaming_leaves_nothing_and_catches_up() {
+    let source = Cluster::start_logical().await;
+    let mut destination = Cluster::start().await;
+    run(source.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
+    append(&source, "origin", 10).await;
+    // Killed during setup: the run fails, drops its slot, and removes the destination it was
+    // building once the server is back.
+    let running = crate::support::spawn(
+        replicate_across(&source, &destination, "follower", &[])
+            .env("INIT_SLATE_DB_TEST_PAUSE", "slot-created")
+            .env("INIT_SLATE_DB_TEST_PAUSE_SECS", "2"),
+    );
+    running.wait_for("paused at slot-created");
+    destination.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    destination.start_server(None);
+    let outcome = running.finish(Duration::from_secs(60));
+    assert_ne!(outcome.code(), 0, "{}", outcome.stderr());
+    assert!(slots(&source).await.is_empty(), "{}", outcome.stderr());
+    assert!(!destination.database_exists("follower").await);
+    assert!(
+        !destination
+            .database_exists(&init_slate_db::store::staging::temp_name("follower"))
+            .await,
+        "{}",
+        outcome.stderr()
+    );
+    // Then it follows; killed while streaming, it catches up when restarted.
+    replicate_across(&source, &destination, "follower", &[])
+        .status()
+        .map(|s| assert!(s.success()))
+        .unwrap();
+    append(&source, "origin", 10).await;
+    destination.stop();
+    append(&source, "origin", 10).await;
+    destination.start_server(None);
+    append(&source, "origin", 10).await;
+    let want: i64 = source
+        .superuser_client("origin")
+        .await
+        .query_one("SELECT max(id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut have = 0;
+    for _ in 0..300 {
+        have = destination
+            .superuser_client("follower")
+            .await
+            .query_one("SELECT COALESCE(max(id), 0) FROM events", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if have >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(have, want);
 }

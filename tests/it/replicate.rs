@@ -610,6 +610,7 @@ async fn a_managed_style_role_without_superuser_replicates_from_16_and_is_told_w
 }
 
 /// `replicate` from `source`'s cluster to a destination on `destination`'s.
+#[cfg(feature = "test-hooks")]
 fn replicate_across(
     source: &Cluster,
     destination: &Cluster,

@@ -272,17 +272,7 @@ fn validate_verify(
             }
         },
     };
-    let ts_millis = match args.ts_precision.parse::<TsPrecision>() {
-        Ok(precision) => precision == TsPrecision::Ms,
-        Err(_) => {
-            problems.push(invalid_choice(
-                "--ts-precision",
-                &args.ts_precision,
-                TsPrecision::VARIANTS,
-            ));
-            false
-        }
-    };
+    let ts_millis = ts_millis(&args.ts_precision, problems);
     let replica = reference.map(|reference| replica_server(args.replica, reference, problems));
     Some(VerifySettings {
         database: database?,
@@ -348,17 +338,7 @@ fn validate_replicate(
         }
         Some(name) => new_database_name(Some(name), "the destination database", problems),
     };
-    let ts_millis = match args.ts_precision.parse::<TsPrecision>() {
-        Ok(precision) => precision == TsPrecision::Ms,
-        Err(_) => {
-            problems.push(invalid_choice(
-                "--ts-precision",
-                &args.ts_precision,
-                TsPrecision::VARIANTS,
-            ));
-            false
-        }
-    };
+    let ts_millis = ts_millis(&args.ts_precision, problems);
     let catch_up_timeout = match args.catch_up_timeout.parse::<u64>() {
         Ok(secs) if secs <= 86_400 => Duration::from_secs(secs),
         _ => {
@@ -406,6 +386,21 @@ fn validate_replicate(
             format,
         },
     })
+}
+
+/// `--ts-precision` of verify and replicate: whether timestamps compare at milliseconds.
+fn ts_millis(value: &str, problems: &mut Vec<String>) -> bool {
+    match value.parse::<TsPrecision>() {
+        Ok(precision) => precision == TsPrecision::Ms,
+        Err(_) => {
+            problems.push(invalid_choice(
+                "--ts-precision",
+                value,
+                TsPrecision::VARIANTS,
+            ));
+            false
+        }
+    }
 }
 
 fn validate_restore(

@@ -265,15 +265,7 @@ async fn replicate(
         if audit.verdict != Verdict::UpToDate {
             return Err(audit.refusal("replicate refused"));
         }
-        let following: bool = destination
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1)",
-                &[&name],
-            )
-            .await
-            .map_err(|e| Error::query("looking for the subscription", &e))?
-            .get(0);
-        if following {
+        if follow::subscribed(&destination, &name).await? {
             report.action = ReplicateAction::AlreadyFollowing;
             return catch_up(&source, &destination, settings, report, started).await;
         }

@@ -276,18 +276,25 @@ pub async fn subscribe(
         })
 }
 
-/// Removes the destination's subscription (without touching the slot, which the caller drops on
-/// the source). Returns whether there was one.
-pub async fn unsubscribe(destination: &Client, name: &str) -> Result<bool, Error> {
-    let exists: bool = destination
+/// Whether the database `client` is connected to has the subscription `name` (pg_subscription
+/// is shared by the whole cluster: another database's subscription is not this one's).
+pub async fn subscribed(client: &Client, name: &str) -> Result<bool, Error> {
+    client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1)",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s
+                              JOIN pg_catalog.pg_database d ON d.oid = s.subdbid
+                             WHERE s.subname = $1 AND d.datname = current_database())",
             &[&name],
         )
         .await
-        .map_err(|e| Error::query("looking for the subscription", &e))?
-        .get(0);
-    if !exists {
+        .map(|row| row.get(0))
+        .map_err(|e| Error::query("looking for the subscription", &e))
+}
+
+/// Removes the destination's subscription (without touching the slot, which the caller drops on
+/// the source). Returns whether there was one.
+pub async fn unsubscribe(destination: &Client, name: &str) -> Result<bool, Error> {
+    if !subscribed(destination, name).await? {
         return Ok(false);
     }
     let name = quote_identifier(name);

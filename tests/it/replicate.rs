@@ -91,7 +91,8 @@ async fn caught_up(cluster: &Cluster, source: &str, destination: &str) {
             .get::<_, i64>(0)
     };
     let target = last(source.to_string()).await;
-    for _ in 0..300 {
+    // Up to 120 s: an apply worker whose connection was cut restarts after a retry interval.
+    for _ in 0..1200 {
         if last(destination.to_string()).await >= target {
             return;
         }

@@ -201,7 +201,7 @@ impl Cluster {
     pub async fn start_logical() -> Cluster {
         let mut cluster = Cluster::init_from(bindir().to_path_buf(), &[]);
         cluster.start_server(Some(
-            "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10",
+            "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c wal_retrieve_retry_interval=1s",
         ));
         cluster.add_roles().await;
         cluster

@@ -63,12 +63,17 @@ IF inserted OPERATOR(pg_catalog.<>) n THEN
 -- The rows are not numbered 1, 2, 3, ...: the original's errors, from the same numbers
 -- (the error undoes the insert and the ids).
 lastIdx := 0;
+IF n OPERATOR(pg_catalog.=) 1 THEN
+-- One "$1[x]" with x other than 1: the original's $1[x] was NULL and the insert failed so.
+RAISE EXCEPTION 'null value in column "id" of relation "events" violates not-null constraint'
+USING ERRCODE = 'not_null_violation';
+END IF;
 FOREACH idx IN ARRAY row_numbers LOOP
 IF idx IS NULL THEN
 RAISE EXCEPTION 'No inserted rows found with id substitution parameters' USING HINT = 'id column substitution parameter value for row to be inserted must be of the form "$1[x]" where x is the 1-indexed based index of the row';
 ELSIF lastIdx OPERATOR(pg_catalog.=) 0 THEN
 lastIdx := idx;
-ELSIF idx OPERATOR(pg_catalog.=) lastIdx OPERATOR(pg_catalog.+) 1 THEN
+ELSIF idx OPERATOR(pg_catalog.=) (lastIdx OPERATOR(pg_catalog.+) 1) THEN
 lastIdx := idx;
 maxIndex := idx;
 ELSE
@@ -76,7 +81,7 @@ RAISE EXCEPTION 'Parameter index is not consecutive at ------> %, previous index
 USING HINT = 'Parameter for id column of the form "$1[x]" where x is the 1-based index for the row to be inserted is not greater than the previous row''s index';
 END IF;
 END LOOP;
-RAISE EXCEPTION 'Number of rows to be inserted (%) does not match the highest row index (%)', n, pg_catalog.coalesce(maxIndex, lastIdx) USING HINT = 'The highest id column parameter substitution parameter index value does not match the number of rows to be inserted';
+RAISE EXCEPTION 'Number of rows to be inserted (%) does not match the highest row index (%)', n, COALESCE(maxIndex, lastIdx) USING HINT = 'The highest id column parameter substitution parameter index value does not match the number of rows to be inserted';
 END IF;
 RETURN n;
 END;
@@ -106,6 +111,11 @@ numbered := replace(insertValues, '$1[', '');
 rowsText := replace(numbered, '], $2,', ',');
 countRows := (octet_length(insertValues) - octet_length(numbered)) / 3;
 tsCount := (octet_length(numbered) - octet_length(rowsText)) / 5;
+IF tsCount = 0 THEN
+-- Written without spaces: "($1[7],$2,'{}')".
+rowsText := replace(numbered, '],$2,', ',');
+tsCount := (octet_length(numbered) - octet_length(rowsText)) / 4;
+END IF;
 -- (append_events refuses more than 100000 rows.)
 IF countRows >= 1 AND countRows = tsCount AND strpos(rowsText, '$2,') = 0 AND strpos(rowsText, ';') = 0 THEN
 -- No ";": one statement. The newline ends a trailing "--" comment.
@@ -147,6 +157,11 @@ END IF;
 IF countRows > 100000 THEN
 RAISE EXCEPTION 'insert_events: % rows in one call exceed the limit of 100000 rows', countRows
 USING HINT = 'Split the batch into calls of at most 100000 rows (each call is one transaction''s worth of ids)';
+END IF;
+IF countRows = 1 AND idxs[1] <> 1 THEN
+-- One "$1[x]" with x other than 1: the original's $1[x] was NULL and the insert failed so.
+RAISE EXCEPTION 'null value in column "id" of relation "events" violates not-null constraint'
+USING ERRCODE = 'not_null_violation';
 END IF;
 -- A cursor holds exactly one statement: a second one is refused before anything runs. $1 is
 -- NULL (the ids are given after), $2 the timestamp; each row's id column must come from $1[x]

@@ -442,7 +442,7 @@ async fn markers_inside_an_event_that_would_leave_a_gap_raise_and_take_no_id() {
         assert_eq!(
             message,
             format!(
-                "insert_events: {} rows were inserted but the text names {} rows; nothing was inserted and no id was taken",
+                "insert_events: {} rows were found but the text names {} rows; nothing was inserted and no id was taken",
                 size + 1,
                 size + 2
             )

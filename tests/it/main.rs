@@ -26,6 +26,7 @@ mod tls;
 mod verdicts;
 mod verify;
 mod write_path;
+mod writers;
 
 /// The fault tests pause the tool at named steps through the `test-hooks` build: without the
 /// feature they could not run, so the suite fails instead of silently skipping them.

@@ -708,12 +708,23 @@ pub async fn listen(
 
 /// A pool of connections to `database` (concurrent writers).
 pub fn pool(cluster: &Cluster, database: &str, size: usize) -> deadpool_postgres::Pool {
+    pool_as(cluster, SUPERUSER, SUPERUSER_PASSWORD, database, size)
+}
+
+/// A pool of connections to `database` as `user`.
+pub fn pool_as(
+    cluster: &Cluster,
+    user: &str,
+    password: &str,
+    database: &str,
+    size: usize,
+) -> deadpool_postgres::Pool {
     let mut config = tokio_postgres::Config::new();
     config
         .host("127.0.0.1")
         .port(cluster.port)
-        .user(SUPERUSER)
-        .password(SUPERUSER_PASSWORD)
+        .user(user)
+        .password(password)
         .dbname(database);
     let manager = deadpool_postgres::Manager::from_config(
         config,

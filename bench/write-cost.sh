@@ -17,14 +17,16 @@
 # several percent). Deterministic: one run is the figure. Needs valgrind.
 #
 #   bench/write-cost.sh [--batches "1 10 100 1000 10000"] [--variants "ours floor v10 v8 original"]
-#                       [--calls "6 26"] [--large-calls "6 10"] [--candidate NAME=FILE]...
+#                       [--calls "6 26"] [--large-calls "6 10"] [--huge-calls "2 4"] [--candidate NAME=FILE]...
 #                       [--annotate VARIANT:BATCH] [--jobs 2]
-# --large-calls applies from 1,000 rows, where one call outweighs every one-time cost by far.
+# --large-calls applies from 1,000 rows and --huge-calls from 10,000, where one call outweighs
+# every one-time cost (and the first custom plans) by far: fewer calls, the same figure to 0.1 %.
 # --annotate keeps that variant's callgrind output and prints its most expensive functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 batches="1 10 100 1000 10000" variants="ours floor v10 v8 original" calls="6 26" large_calls="6 10"
+huge_calls="2 4"
 jobs=2 annotate="" candidates=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --variants) variants=$2; shift 2 ;;
     --calls) calls=$2; shift 2 ;;
     --large-calls) large_calls=$2; shift 2 ;;
+    --huge-calls) huge_calls=$2; shift 2 ;;
     --candidate) candidates+=("$2"); variants+=" ${2%%=*}"; shift 2 ;;
     --annotate) annotate=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
@@ -69,6 +72,10 @@ for v in $variants; do
 done
 as_server_user "$bindir/pg_ctl" -D "$SLATE_PG_DIR/data" -w stop -m fast >/dev/null
 
+calls_for() {   # calls_for BATCH: the two call counts K used at that batch size
+  if [ "$1" -ge 10000 ]; then echo "$huge_calls"; elif [ "$1" -ge 1000 ]; then echo "$large_calls"; else echo "$calls"; fi
+}
+
 results="$work/results.csv"
 echo "variant,batch,instructions_per_call" > "$results"
 for b in $batches; do
@@ -95,7 +102,7 @@ run_job() {   # run_job J VARIANT BATCH K
 
 tasks=()
 for b in $batches; do
-  read -r low high <<< "$([ "$b" -ge 1000 ] && echo "$large_calls" || echo "$calls")"
+  read -r low high <<< "$(calls_for "$b")"
   for v in $variants; do tasks+=("$v $b $low" "$v $b $high"); done
 done
 # Run the tasks $jobs at a time, each job on its own data directory.
@@ -114,7 +121,7 @@ while [ $i -lt ${#tasks[@]} ]; do
 done
 
 for b in $batches; do
-  read -r low high <<< "$([ "$b" -ge 1000 ] && echo "$large_calls" || echo "$calls")"
+  read -r low high <<< "$(calls_for "$b")"
   for v in $variants; do
     echo "$v,$b,$(( ($(cat "$work/$v.$b.$high.ir") - $(cat "$work/$v.$b.$low.ir")) / (high - low) ))" >> "$results"
   done
@@ -124,7 +131,7 @@ if [ -n "$annotate" ]; then
   # Where the instructions go, per call: each function's inclusive count at K = high minus
   # K = low, divided by the difference (callgrind_annotate names the exported functions).
   v=${annotate%%:*} b=${annotate#*:}
-  read -r low high <<< "$([ "$b" -ge 1000 ] && echo "$large_calls" || echo "$calls")"
+  read -r low high <<< "$(calls_for "$b")"
   for k in "$low" "$high"; do
     callgrind_annotate --inclusive=yes --threshold=100 "$work/$v.$b.$k.callgrind" > "$work/annotate.$k" 2>/dev/null || true
   done

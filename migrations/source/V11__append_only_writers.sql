@@ -12,12 +12,13 @@
 --
 -- One form of text, one statement. A text in the form the contract documents,
 --   ($1[1], $2, '<event>'), ($1[2], $2, '<event>'), ...
--- (each "$1[" followed by its row number and "], $2,", no other "$2,", no ";") is read as the
--- VALUES list ('1', '<event>'), ('2', '<event>'), ...: the ids and the timestamp are not the
--- text's to compute, so they are not evaluated. Any other text (a ";" anywhere, other spacing,
--- markers inside events) gets the original's checks, then is opened as a cursor, which refuses
--- a second statement, and read row by row. Both read a text the same way at every batch size:
--- a trailing ";" or comment is accepted; ON CONFLICT, RETURNING or another statement is not.
+-- (each "$1[" followed by its row number and "], $2," or "],$2,", no other "$2,", no ";") is
+-- read as the VALUES list (1, '<event>'), (2, '<event>'), ...: the ids and the timestamp are not
+-- the text's to compute, so they are not evaluated, and append_events checks the numbers. Any
+-- other text (a ";" anywhere, other spacing, markers inside events) gets the original's checks,
+-- then is opened as a cursor, which refuses a second statement, and read row by row. Both read a
+-- text the same way at every batch size: a trailing ";" or comment is accepted; ON CONFLICT,
+-- RETURNING or another statement is not.
 
 CREATE FUNCTION append_events(events jsonb[], row_numbers bigint[] DEFAULT NULL)
 RETURNS integer

@@ -216,9 +216,12 @@ async fn a_writer_can_do_nothing_but_append() {
     assert_eq!(sqlstate(&error), "P0001", "{error:?}");
     // No second statement, at any size.
     for size in [1, 101] {
-        let error = insert(&writer, &format!("{}); UPDATE id SET id = id + 1000; SELECT (1", batch(size)))
-            .await
-            .unwrap_err();
+        let error = insert(
+            &writer,
+            &format!("{}); UPDATE id SET id = id + 1000; SELECT (1", batch(size)),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(sqlstate(&error), "42601", "{error:?}");
     }
     // The text runs with the writer's rights: it cannot reach events or id.
@@ -310,7 +313,10 @@ async fn a_hostile_search_path_runs_nothing_as_the_owner() {
         .await
         .unwrap();
     // The trap works: an unqualified call in the writer's own session is caught.
-    writer.batch_execute("SELECT octet_length('x')").await.unwrap();
+    writer
+        .batch_execute("SELECT octet_length('x')")
+        .await
+        .unwrap();
     let caught: Vec<(String, String)> = owner
         .query("SELECT who::text, what FROM trap.caught", &[])
         .await
@@ -322,7 +328,10 @@ async fn a_hostile_search_path_runs_nothing_as_the_owner() {
         caught,
         vec![(WRITER.to_string(), "octet_length".to_string())]
     );
-    owner.batch_execute("DELETE FROM trap.caught").await.unwrap();
+    owner
+        .batch_execute("DELETE FROM trap.caught")
+        .await
+        .unwrap();
 
     for text in [batch(1), batch(20), format!("{};", batch(2))] {
         assert!(insert(&writer, &text).await.unwrap() >= 1);
@@ -355,7 +364,14 @@ async fn one_text_gets_one_answer_at_every_batch_size() {
     for size in [1usize, 100, 101, 1000] {
         let rows = batch(size);
         // Accepted: a trailing ";" or comment.
-        for tail in [";", "; -- batch 42", ";\n-- c", "; /* c */", " -- c", " /* c */"] {
+        for tail in [
+            ";",
+            "; -- batch 42",
+            ";\n-- c",
+            "; /* c */",
+            " -- c",
+            " /* c */",
+        ] {
             let text = format!("{rows}{tail}");
             assert_eq!(
                 insert(&owner, &text).await.unwrap(),
@@ -373,7 +389,11 @@ async fn one_text_gets_one_answer_at_every_batch_size() {
         ] {
             let text = format!("{rows}{tail}");
             let error = insert(&owner, &text).await.unwrap_err();
-            assert_eq!(sqlstate(&error), "42601", "{size} rows and {tail:?}: {error:?}");
+            assert_eq!(
+                sqlstate(&error),
+                "42601",
+                "{size} rows and {tail:?}: {error:?}"
+            );
         }
         let next: i64 = owner
             .query_one("SELECT id FROM id", &[])

@@ -20,7 +20,7 @@
 -- text the same way at every batch size: a trailing ";" or comment is accepted; ON CONFLICT,
 -- RETURNING or another statement is not.
 
-CREATE FUNCTION append_events(events jsonb[], row_numbers bigint[] DEFAULT NULL)
+CREATE FUNCTION append_events(events jsonb[], row_numbers integer[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 AS $$
@@ -31,9 +31,9 @@ DECLARE
 n integer := pg_catalog.cardinality(events);
 start bigint;
 inserted integer;
-lastIdx bigint;
-maxIndex bigint;
-idx bigint;
+lastIdx integer;
+maxIndex integer;
+idx integer;
 BEGIN
 IF row_numbers IS NULL OR n IS NULL OR n OPERATOR(pg_catalog.<) 1 OR n OPERATOR(pg_catalog.>) 100000 THEN
 IF n IS NULL OR n OPERATOR(pg_catalog.<) 1 THEN
@@ -110,17 +110,18 @@ BEGIN
 -- that the rows are numbered 1, 2, 3, ...
 numbered := replace(insertValues, '$1[', '');
 rowsText := replace(numbered, '], $2,', ',');
-countRows := (octet_length(insertValues) - octet_length(numbered)) / 3;
 tsCount := (octet_length(numbered) - octet_length(rowsText)) / 5;
 IF tsCount = 0 THEN
 -- Written without spaces: "($1[7],$2,'{}')".
 rowsText := replace(numbered, '],$2,', ',');
 tsCount := (octet_length(numbered) - octet_length(rowsText)) / 4;
 END IF;
--- (append_events refuses more than 100000 rows.)
-IF countRows >= 1 AND countRows = tsCount AND strpos(rowsText, '$2,') = 0 AND strpos(rowsText, ';') = 0 THEN
+-- As many "$1[" as "], $2,", no other "$2,", no ";" (append_events refuses more than 100000
+-- rows).
+IF tsCount >= 1 AND tsCount * 3 = octet_length(insertValues) - octet_length(numbered)
+   AND strpos(rowsText, '$2,') = 0 AND strpos(rowsText, ';') = 0 THEN
 -- No ";": one statement. The newline ends a trailing "--" comment.
-EXECUTE 'SELECT public.append_events(pg_catalog.array_agg(v.e::pg_catalog.jsonb), pg_catalog.array_agg(v.r)) FROM (VALUES '
+EXECUTE 'SELECT public.append_events(pg_catalog.array_agg(v.e::pg_catalog.jsonb), pg_catalog.array_agg(v.r)::pg_catalog.int4[]) FROM (VALUES '
 || rowsText || E'\n) AS v(r, e)'
 INTO countRows USING NULL::bigint[], transaction_timestamp();
 RETURN countRows;
@@ -217,7 +218,7 @@ $$ LANGUAGE plpgsql;
 
 -- EXECUTE only for the roles meant to have it: the owner, and (below) the roles that write today.
 REVOKE EXECUTE ON FUNCTION insert_events(text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION append_events(jsonb[], bigint[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION append_events(jsonb[], integer[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION restore_events(text, text, text, text, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION notify_event_insert() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION filter_sql_command() FROM PUBLIC;
@@ -246,7 +247,7 @@ FOR grantee IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_cat
                 WHERE c.oid = 'public.events'::regclass AND a.privilege_type = 'INSERT'
                   AND a.grantee <> c.relowner
 LOOP
-EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION public.insert_events(text), public.append_events(jsonb[], bigint[]) TO %s', grantee);
+EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION public.insert_events(text), public.append_events(jsonb[], integer[]) TO %s', grantee);
 END LOOP;
 END;
 $$;

@@ -25,7 +25,7 @@ async fn create_writer(owner: &Client) {
                  CREATE ROLE {WRITER} LOGIN PASSWORD '{WRITER_PASSWORD}';
                END IF;
              END $$;
-             GRANT EXECUTE ON FUNCTION insert_events(text), append_events(jsonb[], bigint[]) TO {WRITER};"
+             GRANT EXECUTE ON FUNCTION insert_events(text), append_events(jsonb[], integer[]) TO {WRITER};"
         ))
         .await
         .unwrap();

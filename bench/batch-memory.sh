@@ -4,8 +4,9 @@
 # buffers it touched included), for
 #   original  the spec's insert_events (source V1-V6)
 #   v8        the release before the previous one (source V1-V8)
-#   v9        the previous release's (source V1-V9)
-#   ours      this release's (source V1-V10)
+#   v9        source V1-V9
+#   v10       the previous release's (source V1-V10)
+#   ours      this release's (every source migration)
 # at each batch size, side by side in one run, on a throwaway cluster started under a
 # virtual-memory cap (ulimit -v, default 6 GiB), so that a call that needs more fails with
 # "out of memory" instead of taking the machine down. Each call runs in a fresh session on an
@@ -13,7 +14,7 @@
 #
 #   bench/batch-memory.sh [N ...]       (default: 1000 10000 100000 1000000)
 #   BENCH_MEMORY_CAP_KB=...             the cap, in KiB
-#   BENCH_VARIANTS="v9 ours"            the variants to run (default: original v8 v9 ours)
+#   BENCH_VARIANTS="v10 ours"           the variants to run (default: original v8 v10 ours)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${*:-1000 10000 100000 1000000}
@@ -35,6 +36,7 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 release_database bm_original 6
 release_database bm_v8 8
 release_database bm_v9 9
+release_database bm_v10 10
 "$tool" -n bm_ours -t source >/dev/null 2>&1
 
 # The VALUES text of n events of about 100 bytes each.
@@ -79,7 +81,7 @@ for n in $sizes; do
   file="$work/values_$n.txt"
   values_file "$n" "$file"
   bytes=$(stat -c %s "$file")
-  for v in ${BENCH_VARIANTS:-original v8 v9 ours}; do
+  for v in ${BENCH_VARIANTS:-original v8 v10 ours}; do
     IFS='|' read -r ms peak outcome <<< "$(call "$v" "$n" "$file")"
     awk -v n="$n" -v bytes="$bytes" -v v="$v" -v ms="$ms" -v peak="$peak" -v outcome="$outcome" 'BEGIN {
       time = (ms == "-") ? "-" : sprintf("%.0f ms", ms);

@@ -35,9 +35,17 @@ lastIdx integer;
 maxIndex integer;
 idx integer;
 BEGIN
-IF row_numbers IS NULL OR n IS NULL OR n OPERATOR(pg_catalog.<) 1 OR n OPERATOR(pg_catalog.>) 100000 THEN
+-- The position of an event is its subscript: an array must start at 1 and have one dimension
+-- ('[1000:1000]={...}' would otherwise place an event 999 ids ahead).
+IF row_numbers IS NULL OR n IS NULL OR n OPERATOR(pg_catalog.<) 1 OR n OPERATOR(pg_catalog.>) 100000
+   OR pg_catalog.array_lower(events, 1) OPERATOR(pg_catalog.<>) 1
+   OR pg_catalog.array_ndims(events) OPERATOR(pg_catalog.<>) 1 THEN
 IF n IS NULL OR n OPERATOR(pg_catalog.<) 1 THEN
 RETURN 0;
+END IF;
+IF pg_catalog.array_lower(events, 1) OPERATOR(pg_catalog.<>) 1 OR pg_catalog.array_ndims(events) OPERATOR(pg_catalog.<>) 1 THEN
+RAISE EXCEPTION 'append_events: the events must be a one-dimensional array starting at subscript 1'
+USING ERRCODE = 'invalid_parameter_value';
 END IF;
 IF n OPERATOR(pg_catalog.>) 100000 THEN
 RAISE EXCEPTION 'insert_events: % rows in one call exceed the limit of 100000 rows', n
@@ -64,11 +72,6 @@ IF inserted OPERATOR(pg_catalog.<>) n THEN
 -- The rows are not numbered 1, 2, 3, ...: the original's errors, from the same numbers
 -- (the error undoes the insert and the ids).
 lastIdx := 0;
-IF n OPERATOR(pg_catalog.=) 1 THEN
--- One "$1[x]" with x other than 1: the original's $1[x] was NULL and the insert failed so.
-RAISE EXCEPTION 'null value in column "id" of relation "events" violates not-null constraint'
-USING ERRCODE = 'not_null_violation';
-END IF;
 FOREACH idx IN ARRAY row_numbers LOOP
 IF idx IS NULL THEN
 RAISE EXCEPTION 'No inserted rows found with id substitution parameters' USING HINT = 'id column substitution parameter value for row to be inserted must be of the form "$1[x]" where x is the 1-indexed based index of the row';
@@ -82,7 +85,13 @@ RAISE EXCEPTION 'Parameter index is not consecutive at ------> %, previous index
 USING HINT = 'Parameter for id column of the form "$1[x]" where x is the 1-based index for the row to be inserted is not greater than the previous row''s index';
 END IF;
 END LOOP;
-RAISE EXCEPTION 'Number of rows to be inserted (%) does not match the highest row index (%)', n, COALESCE(maxIndex, lastIdx) USING HINT = 'The highest id column parameter substitution parameter index value does not match the number of rows to be inserted';
+IF maxIndex IS NOT NULL AND maxIndex OPERATOR(pg_catalog.<>) n THEN
+RAISE EXCEPTION 'Number of rows to be inserted (%) does not match the highest row index (%)', n, maxIndex USING HINT = 'The highest id column parameter substitution parameter index value does not match the number of rows to be inserted';
+END IF;
+-- The original's checks passed, but a "$1[x]" is outside 1..n: its $1[x] was NULL, and the
+-- insert failed so.
+RAISE EXCEPTION 'null value in column "id" of relation "events" violates not-null constraint'
+USING ERRCODE = 'not_null_violation';
 END IF;
 RETURN n;
 END;
@@ -121,15 +130,21 @@ END IF;
 IF tsCount >= 1 AND tsCount * 3 = octet_length(insertValues) - octet_length(numbered)
    AND strpos(rowsText, '$2,') = 0 AND strpos(rowsText, ';') = 0 THEN
 -- No ";": one statement. The newline ends a trailing "--" comment.
-EXECUTE 'SELECT public.append_events(pg_catalog.array_agg(v.e::pg_catalog.jsonb), pg_catalog.array_agg(v.r)::pg_catalog.int4[]) FROM (VALUES '
+EXECUTE 'SELECT public.append_events(pg_catalog.array_agg(v.e::pg_catalog.jsonb), pg_catalog.array_agg(v.r)) FROM (VALUES '
 || rowsText || E'\n) AS v(r, e)'
-INTO countRows USING NULL::bigint[], transaction_timestamp();
+INTO countRows USING NULL::bigint[], pg_catalog.transaction_timestamp();
+IF countRows IS DISTINCT FROM tsCount THEN
+-- Fewer rows than markers: markers inside an event, or a LIMIT after the rows. The error undoes
+-- the insert and the ids.
+RAISE EXCEPTION 'insert_events: % rows were found but the text names % rows; nothing was inserted and no id was taken', COALESCE(countRows, 0), tsCount
+USING HINT = 'A "$1[" or "$2," inside an event''s text counts as a row parameter: escape it in the JSON (for example "\u0024" for "$")';
+END IF;
 RETURN countRows;
 END IF;
 
 -- Any other text: the original's checks, regular expressions and errors, unchanged.
-SELECT ARRAY(SELECT unnest(regexp_matches(insertValues, '\$1\[([0-9]+)\]', 'g'))) INTO idxs;
-SELECT count(*) FROM regexp_matches(insertValues, '(\$2),', 'g') INTO tsCount;
+SELECT ARRAY(SELECT pg_catalog.unnest(pg_catalog.regexp_matches(insertValues, '\$1\[([0-9]+)\]', 'g'))) INTO idxs;
+SELECT pg_catalog.count(*) FROM pg_catalog.regexp_matches(insertValues, '(\$2),', 'g') INTO tsCount;
 countRows := 0;
 lastIdx := 0;
 FOREACH idx IN ARRAY idxs
@@ -160,15 +175,16 @@ IF countRows > 100000 THEN
 RAISE EXCEPTION 'insert_events: % rows in one call exceed the limit of 100000 rows', countRows
 USING HINT = 'Split the batch into calls of at most 100000 rows (each call is one transaction''s worth of ids)';
 END IF;
-IF countRows = 1 AND idxs[1] <> 1 THEN
--- One "$1[x]" with x other than 1: the original's $1[x] was NULL and the insert failed so.
+IF (countRows = 1 AND idxs[1] <> 1) OR 0 = ANY (idxs) THEN
+-- The original's checks passed, but a "$1[x]" is outside 1..n: its $1[x] was NULL, and the
+-- insert failed so.
 RAISE EXCEPTION 'null value in column "id" of relation "events" violates not-null constraint'
 USING ERRCODE = 'not_null_violation';
 END IF;
 -- A cursor holds exactly one statement: a second one is refused before anything runs. $1 is
 -- NULL (the ids are given after), $2 the timestamp; each row's id column must come from $1[x]
 -- and its ts column be $2.
-ts := transaction_timestamp();
+ts := pg_catalog.transaction_timestamp();
 BEGIN
 OPEN rowCursor FOR EXECUTE 'VALUES ' || insertValues USING NULL::bigint[], ts;
 EXCEPTION WHEN invalid_cursor_definition THEN
@@ -189,14 +205,14 @@ IF rowTs IS DISTINCT FROM ts THEN
 RAISE EXCEPTION 'insert_events: the ts column of row % is not $2', idx
 USING HINT = 'insert_events gives the timestamp: write the ts column of every row as $2, nothing else';
 END IF;
-events := events || rowEvent;
+events := pg_catalog.array_append(events, rowEvent);
 END LOOP;
 CLOSE rowCursor;
 IF idx <> countRows THEN
 RAISE EXCEPTION 'insert_events: % rows were found but the text names % rows; nothing was inserted and no id was taken', idx, countRows
 USING HINT = 'A "$1[" or "$2," inside an event''s text counts as a row parameter: escape it in the JSON (for example "\u0024" for "$")';
 END IF;
-RETURN public.append_events(events, NULL);
+RETURN public.append_events(events, NULL::pg_catalog.int4[]);
 END;
 $$ LANGUAGE plpgsql;
 
@@ -238,6 +254,14 @@ FOR f IN SELECT p.oid::regprocedure
 LOOP
 EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
 END LOOP;
+IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'dblink'
+             JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+            WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'e'
+              AND NOT pg_catalog.pg_has_role(p.proowner, 'USAGE')) THEN
+RAISE WARNING 'dblink belongs to another role: PUBLIC keeps EXECUTE on its functions'
+USING HINT = 'Its owner can run REVOKE EXECUTE ON ALL FUNCTIONS of the dblink extension FROM PUBLIC';
+END IF;
 -- A role that writes today holds INSERT on events (insert_events ran with its rights): it keeps
 -- writing. Its table privileges stay as they are; taking them away is the operator's decision.
 FOR grantee IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END

@@ -89,7 +89,7 @@ const SOURCE: &[MigrationFile] = &[
         ["~function insert_events(text)"]),
     migration!("source", "source", "V10__insert_events_deallocate_when_cancelled", "10", 11791918325669928065,
         ["~function insert_events(text)"]),
-    migration!("source", "source", "V11__append_only_writers", "11", 18124139828623653734,
+    migration!("source", "source", "V11__append_only_writers", "11", 8698946099856888712,
         ["+function append_events(jsonb[],integer[])", "~function insert_events(text)",
          "~function notify_event_insert()"]),
 ];

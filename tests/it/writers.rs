@@ -214,6 +214,22 @@ async fn a_writer_can_do_nothing_but_append() {
     .await
     .unwrap_err();
     assert_eq!(sqlstate(&error), "P0001", "{error:?}");
+    // append_events places an event by its subscript: only a plain array is taken.
+    for events in [r#"'[1000:1000]={"{}"}'"#, r#"'{{"{}"},{"{}"}}'"#] {
+        let error = writer
+            .query_one(&format!("SELECT append_events({events}::jsonb[])"), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&error), "22023", "{events}: {error:?}");
+    }
+    // Markers inside an event do not count as rows, in any form of the text.
+    for text in [
+        r#"($1[1], $2, '{"a":"$1[2], $2, b"}')"#,
+        r#"($1[1], $2, '{"a":"$1[2], $2, b"}');"#,
+    ] {
+        let error = insert(&writer, text).await.unwrap_err();
+        assert_eq!(sqlstate(&error), "P0001", "{text}: {error:?}");
+    }
     // No second statement, at any size.
     for size in [1, 101] {
         let error = insert(
@@ -381,17 +397,20 @@ async fn one_text_gets_one_answer_at_every_batch_size() {
             next_id += size as i64;
         }
         // Refused, and nothing runs: more than the rows of one VALUES list.
-        for tail in [
-            " ON CONFLICT DO NOTHING",
-            " RETURNING id",
-            "; UPDATE id SET id = id + 1000",
-            "; SELECT 1",
+        for (tail, code) in [
+            (" ON CONFLICT DO NOTHING", "42601"),
+            (" RETURNING id", "42601"),
+            ("; UPDATE id SET id = id + 1000", "42601"),
+            ("; SELECT 1", "42601"),
+            // Fewer rows than the text names.
+            (" LIMIT 0", "P0001"),
+            (" LIMIT 0;", "P0001"),
         ] {
             let text = format!("{rows}{tail}");
             let error = insert(&owner, &text).await.unwrap_err();
             assert_eq!(
                 sqlstate(&error),
-                "42601",
+                code,
                 "{size} rows and {tail:?}: {error:?}"
             );
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{run, waits_on_a_lock, Cluster};
+use crate::support::{insert, run, values, waits_on_a_lock, Cluster};
 use init_slate_db::store::layout::Layout;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -11,23 +11,6 @@ use tokio_postgres::Client;
 async fn source(cluster: &Cluster, name: &str) -> Client {
     run(cluster.tool().args(["-n", name, "-t", "source"])).assert_code(0);
     cluster.superuser_client(name).await
-}
-
-/// The VALUES text clients send: `($1[1], $2, '<json>'),($1[2], $2, '<json>')`.
-fn values(events: &[&str]) -> String {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| format!("($1[{}], $2, '{}')", i + 1, e.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-async fn insert(client: &Client, values_text: &str) -> Result<i32, tokio_postgres::Error> {
-    client
-        .query_one("SELECT insert_events($1)", &[&values_text])
-        .await
-        .map(|r| r.get(0))
 }
 
 async fn error_of(client: &Client, values_text: &str) -> String {

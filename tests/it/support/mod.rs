@@ -847,3 +847,21 @@ impl Drop for Running {
         }
     }
 }
+
+/// The VALUES text clients send to insert_events: `($1[1], $2, '<json>'),($1[2], $2, '<json>')`.
+pub fn values(events: &[&str]) -> String {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("($1[{}], $2, '{}')", i + 1, e.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `SELECT insert_events(text)`: the rows it reports.
+pub async fn insert(client: &Client, values_text: &str) -> Result<i32, tokio_postgres::Error> {
+    client
+        .query_one("SELECT insert_events($1)", &[&values_text])
+        .await
+        .map(|r| r.get(0))
+}

@@ -92,9 +92,20 @@ const SOURCE: &[MigrationFile] = &[
     migration!("source", "source", "V11__append_only_writers", "11", 8698946099856888712,
         ["+function append_events(jsonb[],integer[])", "~function insert_events(text)",
          "~function notify_event_insert()"]),
+    migration!("source", "source", "V12__slate_roles", "12", 1097247466867779106,
+        ["+table slate_roles", "+constraint slate_roles.slate_roles_pkey",
+         "+constraint slate_roles.slate_roles_role_name_key", "+constraint slate_roles.slate_roles_kind_check",
+         "+index slate_roles_pkey", "+index slate_roles_role_name_key"]),
 ];
 
-const DESTINATION: &[MigrationFile] = &[events_table!("destination")];
+#[rustfmt::skip]
+const DESTINATION: &[MigrationFile] = &[
+    events_table!("destination"),
+    migration!("destination", "destination", "V2__slate_roles", "2", 11394406931145204565,
+        ["+table slate_roles", "+constraint slate_roles.slate_roles_pkey",
+         "+constraint slate_roles.slate_roles_role_name_key", "+constraint slate_roles.slate_roles_kind_check",
+         "+index slate_roles_pkey", "+index slate_roles_role_name_key"]),
+];
 
 /// The versions that the original Node.js tool's databases correspond to: everything it
 /// created, without our later fixes.

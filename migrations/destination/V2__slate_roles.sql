@@ -1,0 +1,10 @@
+-- The group role `init-slate-db grant` manages for this replica: a replica is written by its
+-- subscription only, so it has readers and no writers. A store whose table is empty never
+-- opted in: `status` then reports its grants with a hint, and does not judge them. Role names
+-- are no secret (pg_roles is readable by everyone), and status must work for any role that may
+-- audit the store, so everyone may read the table; only its owner writes it.
+CREATE TABLE slate_roles (
+    kind text PRIMARY KEY CHECK (kind IN ('reader')),
+    role_name text NOT NULL UNIQUE
+);
+GRANT SELECT ON slate_roles TO PUBLIC;

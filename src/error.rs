@@ -52,6 +52,8 @@ pub mod exit_code {
     pub const NOT_REPLICABLE: u8 = 24;
     /// replicate: the destination's events are not a prefix of the source's.
     pub const NOT_PREFIX: u8 = 25;
+    /// grant: a role named cannot play its part (missing, or a login role named as a group).
+    pub const ROLE: u8 = 26;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -141,6 +143,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit_code::NOT_PREFIX,
         "replicate: the destination's events are not a prefix of the source's",
+    ),
+    (
+        exit_code::ROLE,
+        "grant: a role named does not exist or cannot play its part; nothing was changed",
     ),
     (
         exit_code::INTERRUPTED,
@@ -272,6 +278,10 @@ pub enum Error {
     #[error("replicate refused: destination \"{destination}\" is not a prefix of the source, nothing was created: {why}")]
     NotPrefix { destination: String, why: String },
 
+    /// grant: a role named cannot play its part.
+    #[error("grant refused, nothing was changed: {0}")]
+    Role(String),
+
     #[error("verify: the copy differs from the reference: {0}")]
     Differences(String),
 
@@ -351,6 +361,7 @@ impl Error {
             Error::Pooler { .. } => exit_code::POOLER,
             Error::NotReplicable { .. } => exit_code::NOT_REPLICABLE,
             Error::NotPrefix { .. } => exit_code::NOT_PREFIX,
+            Error::Role(_) => exit_code::ROLE,
             Error::Interrupted { .. } => exit_code::INTERRUPTED,
             // A failed restore step ends with its own code: 6, 17, 130, ...
             Error::RestoreAbandoned { cause, .. } => match cause.exit_code() {

@@ -27,7 +27,7 @@ pub use error::Error;
 
 use std::process::ExitCode;
 
-use commands::{create, lifecycle, list, replicate, restore, status, verify};
+use commands::{create, grant, lifecycle, list, replicate, restore, status, verify};
 use shutdown::Shutdown;
 
 /// Runs a parsed invocation to completion on a fresh Tokio runtime, listening for Ctrl-C and
@@ -57,6 +57,7 @@ pub fn run(invocation: cli::Invocation) -> Result<(), Error> {
             cli::Command::Replicate(settings) => {
                 replicate::run(connection, *settings, &shutdown).await
             }
+            cli::Command::Grant(settings) => grant::run(connection, settings, &shutdown).await,
         }
     })
 }

@@ -79,6 +79,9 @@ pub enum SubCommand {
     List,
     /// Make a destination follow a source with PostgreSQL's logical replication (or stop it)
     Replicate(Box<ReplicateArgs>),
+    /// Give a store's writer, reader and replicator roles exactly what their part needs, put
+    /// login roles into them or take them out, and harden the store
+    Grant(GrantArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -254,6 +257,54 @@ pub struct MigrateArgs {
     pub table_type: Option<String>,
 
     /// Show the plan and the SQL of the pending migrations; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `grant`.
+#[derive(Args)]
+pub struct GrantArgs {
+    /// The store (required, unless the --url names one)
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// Put ROLE into the store's writer role: it may append through insert_events, nothing else
+    /// (repeatable)
+    #[arg(long, value_name = "ROLE")]
+    pub writer: Vec<String>,
+
+    /// Put ROLE into the store's reader role: SELECT on events, and LISTEN (repeatable)
+    #[arg(long, value_name = "ROLE")]
+    pub reader: Vec<String>,
+
+    /// Put ROLE into the store's replicator role: what the Node replicator and a subscription's
+    /// connection read (repeatable)
+    #[arg(long, value_name = "ROLE")]
+    pub replicator: Vec<String>,
+
+    /// Also give each --replicator ROLE the REPLICATION attribute, which a logical-replication
+    /// subscription's connection needs (attributes do not pass through roles)
+    #[arg(long)]
+    pub replication: bool,
+
+    /// Take ROLE out of every role of the store (repeatable)
+    #[arg(long, value_name = "ROLE")]
+    pub remove: Vec<String>,
+
+    /// Name of the writer group role [default: <store>_writer, or the one the store records]
+    #[arg(long, value_name = "NAME")]
+    pub writer_role: Option<String>,
+
+    /// Name of the reader group role [default: <store>_reader, or the one the store records]
+    #[arg(long, value_name = "NAME")]
+    pub reader_role: Option<String>,
+
+    /// Name of the replicator group role [default: <store>_replicator, or the one the store
+    /// records]
+    #[arg(long, value_name = "NAME")]
+    pub replicator_role: Option<String>,
+
+    /// Print the exact GRANT and REVOKE statements; execute none
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -2,6 +2,7 @@
 //! Nothing after [`parse`] sees raw arguments.
 
 mod args;
+mod grant;
 mod validate;
 
 use std::io::IsTerminal;
@@ -10,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches};
 use strum::VariantNames;
 
 use crate::commands::create::CreateSettings;
+use crate::commands::grant::GrantSettings;
 use crate::commands::lifecycle::{AdoptSettings, MigrateSettings};
 use crate::commands::list::ListSettings;
 use crate::commands::replicate::ReplicateSettings;
@@ -53,6 +55,7 @@ pub enum Command {
     List(ListSettings),
     /// Make a destination follow a source (boxed: a second set of connection settings).
     Replicate(Box<ReplicateSettings>),
+    Grant(GrantSettings),
 }
 
 impl Invocation {

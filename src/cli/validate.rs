@@ -113,6 +113,10 @@ pub(super) fn validate(
                 })
             })
         }
+        Some(SubCommand::Grant(args)) => {
+            super::grant::validate_grant(args, url_database, format, waits, &mut problems)
+                .map(Command::Grant)
+        }
         Some(SubCommand::Adopt(args)) => {
             let database = database_name(args.database.as_deref().or(url_database), &mut problems);
             let layout = optional_layout(args.table_type.as_deref(), &mut problems);
@@ -507,7 +511,7 @@ fn optional_layout(value: Option<&str>, problems: &mut Vec<String>) -> Option<La
 
 /// An existing database's name: any text PostgreSQL accepts (it is always quoted or passed as
 /// a parameter), at most 63 bytes.
-fn database_name(value: Option<&str>, problems: &mut Vec<String>) -> Option<String> {
+pub(super) fn database_name(value: Option<&str>, problems: &mut Vec<String>) -> Option<String> {
     match value {
         None | Some("") => {
             problems.push("--database <NAME> is required: the database to work on".into());

@@ -81,7 +81,7 @@ pub async fn adopt(
 /// A lifecycle command's work under the guarded runner: on Ctrl-C or SIGTERM its queries are
 /// cancelled on the server, so the open migration transaction is rolled back there rather than
 /// left running, and the run ends with exit 130.
-async fn guarded_on<T>(
+pub(crate) async fn guarded_on<T>(
     connector: &mut Connector,
     shutdown: &Shutdown,
     work: impl AsyncFnOnce(&mut Connector) -> Result<T, Error>,
@@ -118,7 +118,7 @@ async fn adopt_connected(
         waits: settings.waits,
     };
     let (mut client, audit) = lifecycle::open(connector, &target).await?;
-    let layout = match (audit.verdict, audit.layout) {
+    let layout = match (audit.layout_verdict, audit.layout) {
         (Verdict::Unmanaged, Some(layout)) => layout,
         // Already under migration control: adopting again is migrating (idempotent for CI).
         (Verdict::UpToDate | Verdict::Pending, _) => {
@@ -183,7 +183,8 @@ async fn adopt_connected(
         layout.original_version()
     );
     let recorded = audit::audit(&client, &settings.database, Some(layout)).await?;
-    let (applied, after) = if !settings.baseline_only && recorded.verdict == Verdict::Pending {
+    let (applied, after) = if !settings.baseline_only && recorded.layout_verdict == Verdict::Pending
+    {
         lifecycle::apply_pending(&mut client, &recorded, settings.waits).await?
     } else {
         (Vec::new(), recorded)
@@ -259,6 +260,6 @@ fn report(
         recorded,
         migrations_applied,
         plan,
-        verdict: audit.verdict,
+        verdict: audit.layout_verdict,
     }
 }

@@ -163,7 +163,7 @@ async fn replicate(
     ledger.step("checking the source");
     let audit = audit::audit(&source, &settings.database, Some(Layout::Source)).await?;
     lifecycle::check_layout(&audit, Some(Layout::Source))?;
-    if audit.verdict != Verdict::UpToDate {
+    if audit.layout_verdict != Verdict::UpToDate {
         return Err(audit.refusal("replicate refused"));
     }
     let problems = follow::source_readiness(&source).await?;
@@ -262,7 +262,7 @@ async fn replicate(
         )
         .await?;
         lifecycle::check_layout(&audit, Some(Layout::Destination))?;
-        if audit.verdict != Verdict::UpToDate {
+        if audit.layout_verdict != Verdict::UpToDate {
             return Err(audit.refusal("replicate refused"));
         }
         if follow::subscribed(&destination, &name).await? {

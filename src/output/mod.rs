@@ -5,6 +5,7 @@
 //! names in text and JSON are the same words.
 
 mod create;
+mod grant;
 mod lifecycle;
 mod list;
 mod replicate;
@@ -21,6 +22,7 @@ use crate::error::Error;
 use crate::store::layout::AppliedMigration;
 
 pub use create::{CreateAction, CreatePlan, CreateReport, PlannedMigration};
+pub use grant::{GrantAction, GrantReport};
 pub use lifecycle::{LifecycleAction, LifecycleReport};
 pub use list::{ListReport, StoreEntry};
 pub use replicate::{ReplicateAction, ReplicateReport};

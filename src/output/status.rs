@@ -4,7 +4,7 @@ use comfy_table::Cell;
 use serde::Serialize;
 
 use super::{name_of, table, Report};
-use crate::store::audit::{Audit, MigrationState, ObjectState};
+use crate::store::audit::{Audit, Grants, MigrationState, ObjectState};
 use crate::store::follow::Replication;
 use crate::store::staging::{Leftover, LeftoverState};
 
@@ -111,11 +111,52 @@ fn audit_text(this: &Audit) -> String {
                 access.add_row([&a.kind, &a.name, &a.owner, &a.privileges]);
             }
             out.push_str(&format!(
-                "\nowners and grants (reported, not verified)\n{access}\n"
+                "\nowners and grants ({})\n{access}\n",
+                if this.grants.managed {
+                    "verified against the store's roles"
+                } else {
+                    "reported, not verified: the store's roles are not managed (init-slate-db grant)"
+                }
             ));
         }
+        out.push_str(&grants_text(&this.grants));
         out
     }
+}
+
+/// Who holds which of the store's roles, and what is wrong with its grants.
+fn grants_text(grants: &Grants) -> String {
+    let mut out = String::new();
+    if !grants.roles.is_empty() {
+        let mut roles = table(["role", "group role", "members"]);
+        for role in &grants.roles {
+            roles.add_row([
+                name_of(&role.kind).to_string(),
+                if role.exists {
+                    role.name.clone()
+                } else {
+                    format!("{} (MISSING)", role.name)
+                },
+                if role.members.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    role.members.join(", ")
+                },
+            ]);
+        }
+        out.push_str(&format!("\nroles\n{roles}\n"));
+    }
+    if !grants.findings.is_empty() {
+        out.push_str(if grants.managed {
+            "\ngrants: drift\n"
+        } else {
+            "\ngrants: would change under init-slate-db grant\n"
+        });
+        for finding in &grants.findings {
+            out.push_str(&format!("  - {finding}\n"));
+        }
+    }
+    out
 }
 
 /// `2026-11-25T20:03:09.956942Z` as `2026-11-25 20:03:09Z`: the table needs no nanoseconds

@@ -145,7 +145,7 @@ pub async fn bring_up_to_date(
     waits: Waits,
     refused_as: &str,
 ) -> Result<Upgrade, Error> {
-    match audit.verdict {
+    match audit.layout_verdict {
         Verdict::UpToDate => {
             info!(
                 "database \"{}\" is a verified, up-to-date store: nothing to do",
@@ -234,7 +234,7 @@ pub async fn apply_pending(
     };
     layout::log_applied(&applied);
     let after = audit::audit(client, &audit.database, Some(layout)).await?;
-    if after.verdict != Verdict::UpToDate {
+    if after.layout_verdict != Verdict::UpToDate {
         return Err(after.refusal("after migrating"));
     }
     Ok((applied, after))

@@ -2,6 +2,7 @@
 //! against it, building a new store (staging), the life of an existing one (lifecycle), an
 //! existing empty database made a store (provision), and the digest that compares two.
 
+pub mod access;
 pub mod audit;
 pub mod catalog;
 pub mod digest;

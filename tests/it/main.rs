@@ -11,6 +11,7 @@ mod event_store;
 mod exit_codes;
 #[cfg(feature = "test-hooks")]
 mod faults;
+mod grants;
 #[cfg(feature = "test-hooks")]
 mod interrupted;
 mod json_documents;

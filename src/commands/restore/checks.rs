@@ -124,10 +124,10 @@ pub async fn check_fresh_target(client: &Client, name: &str) -> Result<(), Error
     if audit.layout != Some(Layout::Source) {
         return Err(refuse("is not a source event store".into()));
     }
-    if audit.verdict != Verdict::UpToDate {
+    if audit.layout_verdict != Verdict::UpToDate {
         return Err(refuse(format!(
             "is not a verified, up-to-date source (status verdict: {})",
-            crate::output::name_of(&audit.verdict)
+            crate::output::name_of(&audit.layout_verdict)
         )));
     }
     let row = client

@@ -9,6 +9,7 @@ mod compare;
 
 use crate::error::{Error, Refusal};
 use crate::pg::PgFailure;
+use crate::store::access;
 use crate::store::catalog;
 use crate::store::layout::{Layout, HISTORY_TABLE};
 use compare::{check_id_counter, compare_history, compare_objects, detect_layout, join_versions};
@@ -103,21 +104,37 @@ impl Verdict {
     }
 }
 
+/// The store's grants held against what its roles need.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Grants {
+    /// Whether the store opted in (`grant` recorded its roles): then the findings are drift.
+    pub managed: bool,
+    pub roles: Vec<access::GroupRow>,
+    /// Privileges beyond or short of the expected, one line each.
+    pub findings: Vec<access::Finding>,
+}
+
 /// The whole audit of one database (the body of `status --format json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Audit {
     pub database: String,
     /// The detected layout; null when the database is not a slate event store.
     pub layout: Option<Layout>,
+    /// The store as a whole: the layout's verdict, or drift when the grants of a store that
+    /// opted in differ from its roles' parts.
     pub verdict: Verdict,
+    /// The history and objects alone: what migrate, adopt, restore and replicate go by.
+    pub layout_verdict: Verdict,
     /// The highest version recorded as applied that this build knows.
     pub applied_version: i32,
     /// The highest version this build has for the layout.
     pub latest_version: i32,
     pub migrations: Vec<MigrationRow>,
     pub objects: Vec<ObjectRow>,
-    /// Owner and grants of the layout's tables and functions: reported, not part of the verdict.
+    /// Owner and grants of the layout's tables and functions, as PostgreSQL records them.
     pub access: Vec<catalog::Access>,
+    /// The grants checked against the store's roles.
+    pub grants: Grants,
     /// Sentences for people: why the verdict, what to do.
     pub notes: Vec<String>,
 }
@@ -177,7 +194,7 @@ impl Audit {
     /// and the differences.
     pub fn refusal(&self, what: &str) -> Error {
         let mut message = format!("{what}: database \"{}\" ", self.database);
-        message.push_str(match self.verdict {
+        message.push_str(match self.layout_verdict {
             Verdict::NotSlate => "is not a slate event store (no events table, no history table)",
             Verdict::Unmanaged => "has no history table (made by the original init-slate-db?): run init-slate-db adopt first",
             Verdict::Drift => "has drifted from its layout",
@@ -191,7 +208,7 @@ impl Audit {
         }
         Error::Refused {
             message,
-            refusal: self.verdict.refusal().unwrap_or(Refusal::Drift),
+            refusal: self.layout_verdict.refusal().unwrap_or(Refusal::Drift),
         }
     }
 
@@ -279,11 +296,13 @@ pub async fn audit(
             database: database.into(),
             layout: None,
             verdict: Verdict::NotSlate,
+            layout_verdict: Verdict::NotSlate,
             applied_version: 0,
             latest_version: 0,
             migrations: Vec::new(),
             objects: Vec::new(),
             access: Vec::new(),
+            grants: Grants::default(),
             notes: vec![format!("database \"{database}\" has neither an events table nor a {HISTORY_TABLE} table: it is not a slate event store")],
         });
     };
@@ -373,15 +392,53 @@ pub async fn audit(
     let access = catalog::access(client, &names("table"), &names("function"))
         .await
         .map_err(query_error("reading owners and grants"))?;
+    let grants = grants(client, layout, database)
+        .await
+        .map_err(query_error("reading the store's roles and grants"))?;
+    let overall = if grants.managed
+        && !grants.findings.is_empty()
+        && matches!(verdict, Verdict::UpToDate | Verdict::Pending)
+    {
+        notes.insert(0, format!(
+            "drift: the grants differ from what the store's roles need: {}; run init-slate-db grant -d {database} to put them back, or revoke by hand",
+            grants.findings.join("; ")
+        ));
+        Verdict::Drift
+    } else {
+        verdict
+    };
+    if !grants.managed && has_history && !grants.findings.is_empty() {
+        notes.push(format!(
+            "grants not managed: reported, not verified ({} finding(s) below); init-slate-db grant -d {database} sets up writer, reader and replicator roles and hardens the store",
+            grants.findings.len()
+        ));
+    }
     Ok(Audit {
         database: database.into(),
         layout: Some(layout),
-        verdict,
+        verdict: overall,
+        layout_verdict: verdict,
         applied_version,
         latest_version: layout.latest_version(),
         migrations,
         objects,
         access,
+        grants,
         notes,
+    })
+}
+
+/// The store's recorded group roles, their members, and the findings against its grants.
+async fn grants(
+    client: &Client,
+    layout: Layout,
+    database: &str,
+) -> Result<Grants, tokio_postgres::Error> {
+    let recorded = access::recorded(client).await?;
+    let state = access::read(client, layout, database, &recorded, &[]).await?;
+    Ok(Grants {
+        managed: state.managed(),
+        roles: state.group_rows(),
+        findings: access::check(&state),
     })
 }

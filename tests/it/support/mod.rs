@@ -680,12 +680,26 @@ pub async fn listen(
     Client,
     tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
 ) {
+    listen_as(cluster, SUPERUSER, SUPERUSER_PASSWORD, database, channel).await
+}
+
+/// The same, as `user`.
+pub async fn listen_as(
+    cluster: &Cluster,
+    user: &str,
+    password: &str,
+    database: &str,
+    channel: &str,
+) -> (
+    Client,
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+) {
     use futures_util::StreamExt;
     let (client, mut connection) = tokio_postgres::Config::new()
         .host("127.0.0.1")
         .port(cluster.port)
-        .user(SUPERUSER)
-        .password(SUPERUSER_PASSWORD)
+        .user(user)
+        .password(password)
         .dbname(database)
         .connect(NoTls)
         .await

@@ -115,7 +115,7 @@ fn audit_text(this: &Audit) -> String {
                 if this.grants.managed {
                     "verified against the store's roles"
                 } else {
-                    "reported, not verified: the store's roles are not managed (init-slate-db grant)"
+                    "reported, not verified: init-slate-db grant manages no roles here"
                 }
             ));
         }
@@ -150,7 +150,7 @@ fn grants_text(grants: &Grants) -> String {
         out.push_str(if grants.managed {
             "\ngrants: drift\n"
         } else {
-            "\ngrants: would change under init-slate-db grant\n"
+            "\ngrants (not verified until the store opts in with init-slate-db grant)\n"
         });
         for finding in &grants.findings {
             out.push_str(&format!("  - {finding}\n"));

@@ -134,6 +134,14 @@ async fn every_json_document_has_the_documented_shape() {
         ),
     ];
     check("create", &create);
+    let grant = [
+        json(
+            tool().args(["grant", "-d", "made", "--reader", "plain", "--dry-run"]),
+            0,
+        ),
+        json(tool().args(["grant", "-d", "made", "--reader", "plain"]), 0),
+    ];
+    check("grant", &grant);
 
     // A backup with events, and a leftover build, so that the optional parts are printed.
     run(tool().args(["-n", "backup", "-t", "destination"])).assert_code(0);

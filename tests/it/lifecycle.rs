@@ -86,8 +86,12 @@ async fn status_json_document_has_the_documented_shape() {
     assert_eq!(doc["database"], "replica");
     assert_eq!(doc["layout"], "destination");
     assert_eq!(doc["verdict"], "up-to-date");
-    assert_eq!(doc["applied_version"], 1);
-    assert_eq!(doc["latest_version"], 1);
+    assert_eq!(doc["layout_verdict"], "up-to-date");
+    assert_eq!(doc["applied_version"], 2);
+    assert_eq!(doc["latest_version"], 2);
+    assert_eq!(doc["grants"]["managed"], false);
+    assert!(doc["grants"]["roles"].as_array().unwrap().is_empty());
+    assert!(doc["grants"]["findings"].is_array());
     let migration = &doc["migrations"][0];
     for key in [
         "version",
@@ -103,8 +107,8 @@ async fn status_json_document_has_the_documented_shape() {
     let objects = doc["objects"].as_array().unwrap();
     assert_eq!(
         objects.len(),
-        9,
-        "events table, its constraint and 7 indexes"
+        15,
+        "events table, its constraint and 7 indexes; slate_roles, its 3 constraints and 2 indexes"
     );
     for object in objects {
         for key in ["kind", "name", "state", "expected", "actual"] {

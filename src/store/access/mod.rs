@@ -503,3 +503,6 @@ pub async fn sessions_without_connect(
         .map(|r| r.get(0))
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

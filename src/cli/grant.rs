@@ -10,11 +10,26 @@ use crate::lock::Waits;
 use crate::output::OutputFormat;
 use crate::store::access::RoleKind;
 
-/// A role name: any text PostgreSQL accepts (always quoted), 1 to 63 bytes.
+/// Names GRANT and REVOKE read as something other than a role (PUBLIC is every role).
+const RESERVED: &[&str] = &[
+    "public",
+    "none",
+    "current_user",
+    "session_user",
+    "current_role",
+];
+
+/// A role name: any text PostgreSQL accepts (always quoted), 1 to 63 bytes, not reserved.
 fn role_name(option: &str, name: &str, problems: &mut Vec<String>) -> Option<String> {
     if name.is_empty() || name.len() > MAX_IDENTIFIER_BYTES {
         problems.push(format!(
             "{option} {name:?} is invalid: a role name is 1 to {MAX_IDENTIFIER_BYTES} bytes long"
+        ));
+        return None;
+    }
+    if RESERVED.contains(&name.to_lowercase().as_str()) || name.starts_with("pg_") {
+        problems.push(format!(
+            "{option} {name:?} is invalid: PUBLIC, NONE, CURRENT_USER, SESSION_USER, CURRENT_ROLE and names starting with pg_ are reserved by PostgreSQL"
         ));
         return None;
     }

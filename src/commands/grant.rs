@@ -14,7 +14,7 @@ use crate::lock::Waits;
 use crate::output::{self, GrantAction, GrantReport, OutputFormat};
 use crate::pg::PgFailure;
 use crate::shutdown::Shutdown;
-use crate::store::access::{self, AccessState, Problem, Request, RoleKind};
+use crate::store::access::{self, About, AccessState, Problem, Request, RoleKind};
 use crate::store::audit::Verdict;
 use crate::store::layout::Layout;
 use crate::store::lifecycle;
@@ -105,6 +105,14 @@ async fn grant_connected(
         };
         groups.push((kind, name));
     }
+    if let Some((kind, name)) = groups
+        .iter()
+        .find(|(k, n)| groups.iter().any(|(k2, n2)| k2 != k && n2 == n))
+    {
+        return Err(Error::InvalidOptions(vec![format!(
+            "role {name:?} would be the store's {kind} role and another of its roles: each role needs a name of its own (--writer-role, --reader-role, --replicator-role)"
+        )]));
+    }
     let request = Request {
         groups: groups.clone(),
         add: settings.add.clone(),
@@ -124,6 +132,11 @@ async fn grant_connected(
         .transaction()
         .await
         .map_err(|e| Error::query("starting the grant transaction", &e))?;
+    // The record's literals are written for standard strings, whatever the role's setting.
+    transaction
+        .batch_execute("SET LOCAL standard_conforming_strings = on")
+        .await
+        .map_err(|e| Error::query("setting standard_conforming_strings", &e))?;
     let before = read(&transaction).await?;
     check_renames(&before, &renamed)?;
     let plan = access::plan(&before, &request).map_err(problem)?;
@@ -139,7 +152,16 @@ async fn grant_connected(
     };
     if settings.dry_run {
         report.action = GrantAction::Planned;
-        report.warnings = unmanaged_findings(&before);
+        // Roles the run puts into a group lose their own privileges: no warning for them.
+        report.warnings = unmanaged_findings(&before)
+            .into_iter()
+            .filter(|w| {
+                !settings
+                    .add
+                    .iter()
+                    .any(|(_, n)| w.contains(&format!("role \"{n}\"")))
+            })
+            .collect();
         // Nothing was executed; the transaction only read.
         return Ok(report);
     }
@@ -153,8 +175,8 @@ async fn grant_connected(
     let after = read(&transaction).await?;
     let left = access::plan(&after, &request).map_err(problem)?;
     if !left.statements.is_empty() {
-        return Err(Error::Internal(format!(
-            "after the grants, these are still needed (a privilege granted by another role can only be revoked by it, or as a superuser): {}; rolled back",
+        return Err(Error::MissingPrivilege(format!(
+            "grant refused, nothing was changed: the statements did not take (a privilege or membership another role granted can only be taken back by that role): still needed: {}",
             left.statements.join("; ")
         )));
     }
@@ -178,7 +200,6 @@ async fn grant_connected(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        warn!("{line}");
         report.warnings.push(line);
     }
     report.warnings.extend(unmanaged_findings(&after));
@@ -201,7 +222,7 @@ fn unmanaged_findings(state: &AccessState) -> Vec<String> {
     }
     access::check(&opted_in)
         .into_iter()
-        .filter(|f| f.starts_with("role \""))
+        .filter(|f| f.about == About::Role)
         .map(|f| format!("status will report drift until this is revoked: {f}"))
         .collect()
 }

@@ -194,6 +194,16 @@ pub async fn read(client: &Client) -> Result<Vec<CatalogObject>, tokio_postgres:
     Ok(objects)
 }
 
+/// The names of the objects of `kind` (`table`, `function`) the layout's latest version has,
+/// without argument lists.
+pub fn latest_names(layout: Layout, kind: &str) -> Vec<String> {
+    expected(layout, layout.latest_version())
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.name.split('(').next().unwrap_or(&o.name).to_string())
+        .collect()
+}
+
 /// The catalog a layout has after its migrations up to `version` (empty for version 0).
 pub fn expected(layout: Layout, version: i32) -> Vec<CatalogObject> {
     if version <= 0 {

@@ -8,17 +8,18 @@
 
 mod check;
 mod plan;
+mod read;
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 
 use crate::identifier::MAX_IDENTIFIER_BYTES;
 use crate::store::layout::Layout;
 
-pub use check::{check, Finding};
+pub use check::{check, About, Finding};
 pub use plan::{plan, Plan, Problem, Request};
+pub use read::{read, recorded, sessions_without_connect};
 
 /// The table in which a store records the group roles `grant` manages (source V12,
 /// destination V2). Empty: the store never opted in.
@@ -68,6 +69,11 @@ impl RoleKind {
     /// The group's default name: `<store>_<kind>` (`orders_writer`), or why there is none.
     pub fn default_name(self, store: &str) -> Result<String, String> {
         let name = format!("{store}_{self}");
+        if name.starts_with("pg_") {
+            return Err(format!(
+                "the {self} role's default name {name:?} starts with pg_, which PostgreSQL reserves: name it with --{self}-role"
+            ));
+        }
         if name.len() > MAX_IDENTIFIER_BYTES {
             return Err(format!(
                 "the {self} role's default name {name:?} is {} bytes long, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: name it with --{self}-role",
@@ -77,11 +83,14 @@ impl RoleKind {
         Ok(name)
     }
 
-    /// The privileges the group holds on one of the store's tables.
+    /// The privileges the group holds on one of the store's tables. The replicator's
+    /// REFERENCES is on the `event` column only: it makes `information_schema.triggers` show the
+    /// store's triggers, and no foreign key can point at a column without a unique index, so it
+    /// cannot be used to lock `events` or block its deletes.
     pub fn table_privileges(self, table: &str) -> &'static [&'static str] {
         match (self, table) {
             (RoleKind::Reader, "events") => &["SELECT"],
-            (RoleKind::Replicator, "events") => &["REFERENCES", "SELECT"],
+            (RoleKind::Replicator, "events") => &["REFERENCES (event)", "SELECT"],
             _ => &[],
         }
     }
@@ -92,18 +101,29 @@ impl RoleKind {
     }
 }
 
-/// One privilege recorded on an object: who holds it (`PUBLIC` for everyone) and which.
+/// Who holds a privilege: PUBLIC (every role) is written `PUBLIC`; a role of that name is
+/// refused by the command line (see `cli::grant`).
+pub const PUBLIC: &str = "PUBLIC";
+
+/// One privilege recorded on an object: who holds it and which.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Held {
     pub grantee: String,
-    /// PostgreSQL's name: `SELECT`, `CONNECT`, `TEMPORARY`, `EXECUTE`, ...
+    /// PostgreSQL's name: `SELECT`, `CONNECT`, `TEMPORARY`, `EXECUTE`, ...; a column's
+    /// privilege carries the column: `REFERENCES (event)`.
     pub privilege: String,
+    /// Who granted it: only that role (or one acting as it) can revoke it.
+    pub grantor: String,
+    /// Held WITH GRANT OPTION: the holder may pass it on.
+    pub grantable: bool,
 }
 
 /// What kind of object a privilege is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ObjectKind {
     Database,
+    /// Schema `public`, where the store lives.
+    Schema,
     Table,
     Function,
 }
@@ -137,6 +157,17 @@ impl Object {
             .collect()
     }
 
+    /// How `grantee` holds `privilege`: the grants, one per grantor.
+    pub fn grants_of<'a>(
+        &'a self,
+        grantee: &'a str,
+        privilege: &'a str,
+    ) -> impl Iterator<Item = &'a Held> {
+        self.held
+            .iter()
+            .filter(move |h| h.grantee == grantee && h.privilege == privilege)
+    }
+
     /// Whether only its owner (and superusers) should execute it: `restore_events`, the
     /// trigger functions, dblink's.
     pub fn owner_only(&self) -> bool {
@@ -154,8 +185,13 @@ fn expected(kind: RoleKind, object: &Object) -> BTreeSet<&'static str> {
             .copied()
             .collect(),
         ObjectKind::Function if kind.executes(&object.name) => BTreeSet::from(["EXECUTE"]),
-        ObjectKind::Function => BTreeSet::new(),
+        ObjectKind::Function | ObjectKind::Schema => BTreeSet::new(),
     }
+}
+
+/// A privilege that only reads (`SELECT`, `SELECT (column)`): no harm to the store.
+fn reads_only(privilege: &str) -> bool {
+    privilege == "SELECT" || privilege.starts_with("SELECT (")
 }
 
 /// A role, as far as granting is concerned.
@@ -171,6 +207,9 @@ pub struct RoleFacts {
     /// Whether the running role may grant membership in it (PostgreSQL 16: ADMIN OPTION;
     /// before: also CREATEROLE), or change its attributes.
     pub administered: bool,
+    /// Roles whose rights it uses beyond its part: the owner of one of the store's objects, or
+    /// `pg_write_all_data`, `pg_maintain`.
+    pub wider: Vec<String>,
 }
 
 /// A member of one of the store's group roles.
@@ -181,6 +220,9 @@ pub struct Member {
     pub can_login: bool,
     /// Whether the membership passes the group's rights on without SET ROLE.
     pub inherits: bool,
+    /// Who granted it (from 16 a membership can be granted by several roles, each revoked on
+    /// its own).
+    pub grantors: Vec<String>,
 }
 
 /// The role running the command.
@@ -258,250 +300,26 @@ impl AccessState {
         self.others.iter().find(|r| r.name == name)
     }
 
+    /// The owners of the store's objects (not dblink's).
+    pub fn owners(&self) -> BTreeSet<&str> {
+        self.objects
+            .iter()
+            .filter(|o| !o.dblink)
+            .map(|o| o.owner.as_str())
+            .collect()
+    }
+
     /// The store's database.
     pub fn database_object(&self) -> Option<&Object> {
         self.objects.iter().find(|o| o.kind == ObjectKind::Database)
     }
 
-    /// Whether `member` is in `group` with rights it can use.
+    /// `member`'s membership in `group`, if any.
     pub fn is_member(&self, group: &str, member: &str) -> Option<&Member> {
         self.members
             .iter()
             .find(|m| m.group == group && m.member == member)
     }
-}
-
-/// The store's record of its group roles; empty when the table is missing (a store not yet
-/// migrated to the version that has it) or empty.
-pub async fn recorded(
-    client: &impl GenericClient,
-) -> Result<Vec<(RoleKind, String)>, tokio_postgres::Error> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("public.{RECORD_TABLE}")],
-        )
-        .await?
-        .get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let rows = client
-        .query(
-            &format!("SELECT kind, role_name FROM public.{RECORD_TABLE} ORDER BY kind"),
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let kind: String = r.get(0);
-            kind.parse().ok().map(|k| (k, r.get(1)))
-        })
-        .collect())
-}
-
-/// The privileges on the store's database, its tables and functions, and dblink's functions.
-const OBJECTS_QUERY: &str = "
-WITH objects AS (
-    SELECT 1 AS sort, 'database' AS kind, d.datname::text AS name,
-           'DATABASE ' || pg_catalog.quote_ident(d.datname) AS target, d.datdba AS owner,
-           COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba)) AS acl, false AS dblink
-      FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()
-    UNION ALL
-    SELECT 2, 'table', c.relname::text, 'TABLE public.' || pg_catalog.quote_ident(c.relname), c.relowner,
-           COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner)), false
-      FROM pg_catalog.pg_class c
-     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)
-    UNION ALL
-    SELECT 3, 'function', p.proname || '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')',
-           'FUNCTION ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname)
-               || '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')',
-           p.proowner, COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner)),
-           EXISTS (SELECT FROM pg_catalog.pg_depend dep JOIN pg_catalog.pg_extension e ON e.oid = dep.refobjid
-                    WHERE dep.classid = 'pg_catalog.pg_proc'::regclass AND dep.objid = p.oid
-                      AND dep.deptype = 'e' AND e.extname = 'dblink')
-      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-     WHERE (p.pronamespace = 'public'::regnamespace AND p.proname = ANY($2))
-        OR p.oid IN (SELECT dep.objid FROM pg_catalog.pg_depend dep JOIN pg_catalog.pg_extension e ON e.oid = dep.refobjid
-                      WHERE dep.classid = 'pg_catalog.pg_proc'::regclass AND dep.deptype = 'e' AND e.extname = 'dblink')
-)
-SELECT o.kind, o.name, o.target, pg_catalog.pg_get_userbyid(o.owner), o.dblink,
-       CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
-       a.privilege_type,
-       pg_catalog.pg_has_role(o.owner, 'MEMBER')
-  FROM objects o LEFT JOIN LATERAL pg_catalog.aclexplode(o.acl) a ON true
- ORDER BY o.sort, o.name, 6, 7
-";
-
-/// Facts about the roles named.
-const ROLES_QUERY: &str = "
-SELECT r.rolname::text, r.rolcanlogin, r.rolsuper, r.rolreplication, r.rolinherit,
-       pg_catalog.pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION')
-  FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)
-";
-
-/// The running role.
-const RUNNER_QUERY: &str = "
-SELECT current_user::text, r.rolsuper, r.rolcreaterole, r.rolreplication,
-       current_setting('server_version_num')::int
-  FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
-";
-
-/// Members of the groups named. From 16 a membership can pass neither rights nor SET ROLE:
-/// the grant CREATE ROLE gives its creator (ADMIN only) is such a one, and is not listed.
-fn members_query(server_version: i32) -> &'static str {
-    if server_version >= 160000 {
-        "SELECT g.rolname::text, m.rolname::text, m.rolcanlogin, am.inherit_option
-           FROM pg_catalog.pg_auth_members am
-           JOIN pg_catalog.pg_roles g ON g.oid = am.roleid JOIN pg_catalog.pg_roles m ON m.oid = am.member
-          WHERE g.rolname = ANY($1) AND (am.inherit_option OR am.set_option)
-          ORDER BY 1, 2"
-    } else {
-        "SELECT g.rolname::text, m.rolname::text, m.rolcanlogin, m.rolinherit
-           FROM pg_catalog.pg_auth_members am
-           JOIN pg_catalog.pg_roles g ON g.oid = am.roleid JOIN pg_catalog.pg_roles m ON m.oid = am.member
-          WHERE g.rolname = ANY($1)
-          ORDER BY 1, 2"
-    }
-}
-
-/// Reads the access state of the store `client` is connected to: `groups` are the group
-/// roles to look at by kind, `others` the other roles named.
-pub async fn read(
-    client: &impl GenericClient,
-    layout: Layout,
-    database: &str,
-    groups: &[(RoleKind, String)],
-    others: &[String],
-) -> Result<AccessState, tokio_postgres::Error> {
-    let latest = crate::store::catalog::expected(layout, layout.latest_version());
-    let names = |kind: &str| -> Vec<String> {
-        latest
-            .iter()
-            .filter(|o| o.kind == kind)
-            .map(|o| o.name.split('(').next().unwrap_or(&o.name).to_string())
-            .collect()
-    };
-    let row = client.query_one(RUNNER_QUERY, &[]).await?;
-    let mut runner = Runner {
-        name: row.get(0),
-        superuser: row.get(1),
-        createrole: row.get(2),
-        replication: row.get(3),
-        server_version: row.get(4),
-        acts_as_owner: true,
-    };
-    let mut objects: Vec<Object> = Vec::new();
-    for row in client
-        .query(OBJECTS_QUERY, &[&names("table"), &names("function")])
-        .await?
-    {
-        let name: String = row.get(1);
-        let dblink: bool = row.get(4);
-        let runner_owns: bool = row.get(7);
-        if !dblink && !runner_owns {
-            runner.acts_as_owner = false;
-        }
-        let kind = match row.get::<_, &str>(0) {
-            "database" => ObjectKind::Database,
-            "table" => ObjectKind::Table,
-            _ => ObjectKind::Function,
-        };
-        if objects.last().map(|o| (o.kind, &o.name)) != Some((kind, &name)) {
-            objects.push(Object {
-                kind,
-                name: name.clone(),
-                target: row.get(2),
-                owner: row.get(3),
-                dblink,
-                runner_owns,
-                held: Vec::new(),
-            });
-        }
-        if let (Some(grantee), Some(privilege), Some(object)) = (
-            row.get::<_, Option<String>>(5),
-            row.get::<_, Option<String>>(6),
-            objects.last_mut(),
-        ) {
-            object.held.push(Held { grantee, privilege });
-        }
-    }
-    runner.acts_as_owner |= runner.superuser;
-
-    let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
-    let mut wanted: Vec<String> = group_names.clone();
-    wanted.extend(others.iter().cloned());
-    let facts: Vec<RoleFacts> = client
-        .query(ROLES_QUERY, &[&wanted])
-        .await?
-        .iter()
-        .map(|r| RoleFacts {
-            name: r.get(0),
-            exists: true,
-            can_login: r.get(1),
-            superuser: r.get(2),
-            replication: r.get(3),
-            inherit: r.get(4),
-            // Before 16, CREATEROLE may grant any role but a superuser.
-            administered: r.get::<_, bool>(5)
-                || (runner.server_version < 160000 && runner.createrole && !r.get::<_, bool>(2)),
-        })
-        .collect();
-    let facts_of = |name: &str| {
-        facts
-            .iter()
-            .find(|f| f.name == name)
-            .cloned()
-            .unwrap_or_else(|| RoleFacts {
-                name: name.to_string(),
-                ..RoleFacts::default()
-            })
-    };
-    let members = client
-        .query(members_query(runner.server_version), &[&group_names])
-        .await?
-        .iter()
-        .map(|r| Member {
-            group: r.get(0),
-            member: r.get(1),
-            can_login: r.get(2),
-            inherits: r.get(3),
-        })
-        .collect();
-    Ok(AccessState {
-        layout,
-        database: database.to_string(),
-        objects,
-        recorded: recorded(client).await?,
-        groups: groups
-            .iter()
-            .map(|(kind, name)| (*kind, facts_of(name)))
-            .collect(),
-        members,
-        others: others.iter().map(|n| facts_of(n)).collect(),
-        runner,
-    })
-}
-
-/// The sessions on the store's database whose role may no longer connect (after the
-/// statements of a run, inside its transaction), for a warning.
-pub async fn sessions_without_connect(
-    client: &impl GenericClient,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT DISTINCT a.usename::text FROM pg_catalog.pg_stat_activity a
-              WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid()
-                AND a.usesysid IS NOT NULL
-                AND NOT pg_catalog.has_database_privilege(a.usesysid, a.datid, 'CONNECT')
-              ORDER BY 1",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{expected, AccessState, ObjectKind, RoleKind, RECORD_TABLE};
+use super::{
+    expected, reads_only, AccessState, Object, ObjectKind, RoleKind, PUBLIC, RECORD_TABLE,
+};
 use crate::pg::{quote_identifier as q, quote_literal};
 
 /// What a `grant` run is asked to do.
@@ -36,21 +38,67 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// `GRANT a, b ON target TO role` / `REVOKE ... FROM role`, or nothing for no privileges.
-fn privileges(verb: &str, privileges: &BTreeSet<&str>, target: &str, role: &str) -> Option<String> {
-    if privileges.is_empty() {
-        return None;
-    }
-    let list = privileges.iter().copied().collect::<Vec<_>>().join(", ");
-    let role = if role == "PUBLIC" {
-        "PUBLIC".to_string()
+/// A grantee as SQL: PUBLIC, or a quoted role name.
+fn grantee(role: &str) -> String {
+    if role == PUBLIC {
+        PUBLIC.to_string()
     } else {
         q(role)
-    };
-    Some(match verb {
-        "GRANT" => format!("GRANT {list} ON {target} TO {role}"),
-        _ => format!("REVOKE {list} ON {target} FROM {role}"),
+    }
+}
+
+fn list(privileges: &BTreeSet<&str>) -> String {
+    privileges.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+/// `GRANT a, b ON target TO role`, or nothing for no privileges.
+fn grant(privileges: &BTreeSet<&str>, object: &Object, role: &str) -> Option<String> {
+    (!privileges.is_empty()).then(|| {
+        format!(
+            "GRANT {} ON {} TO {}",
+            list(privileges),
+            object.target,
+            grantee(role)
+        )
     })
+}
+
+/// The REVOKE of `privileges` held by `role` on `object`, or nothing for none. Only the
+/// grantor can take a privilege back (the owner, for a superuser's grant); one granted by
+/// another role is refused with the statement to run as it. A privilege held WITH GRANT OPTION
+/// is revoked with CASCADE, taking what its holder passed on with it.
+fn revoke(
+    privileges: &BTreeSet<&str>,
+    object: &Object,
+    role: &str,
+) -> Result<Option<String>, Problem> {
+    if privileges.is_empty() {
+        return Ok(None);
+    }
+    let mut cascade = false;
+    for privilege in privileges {
+        for held in object.grants_of(role, privilege) {
+            if held.grantor != object.owner {
+                return Err(Problem::Privilege(format!(
+                    "{} holds {privilege} on {} granted by {}, and only that role can take it back: as {}, run REVOKE {privilege} ON {} FROM {} CASCADE, then run grant again",
+                    grantee(role),
+                    object.name,
+                    q(&held.grantor),
+                    q(&held.grantor),
+                    object.target,
+                    grantee(role)
+                )));
+            }
+            cascade |= held.grantable;
+        }
+    }
+    Ok(Some(format!(
+        "REVOKE {} ON {} FROM {}{}",
+        list(privileges),
+        object.target,
+        grantee(role),
+        if cascade { " CASCADE" } else { "" }
+    )))
 }
 
 /// Checks what the run needs, then lists its statements. Nothing here touches the server.
@@ -67,51 +115,63 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
             .map(|o| o.owner.as_str())
             .unwrap_or("?");
         return Err(Problem::Privilege(format!(
-            "grant on \"{database}\" must run as the owner of the database and of its tables and functions (\"{owner}\"), as a member of that role, or as a superuser; connected as \"{}\"",
-            runner.name
+            "grant on \"{database}\" must run as the owner of the database and of its tables and functions ({}), as a role that inherits its rights, or as a superuser; connected as {}",
+            q(owner),
+            q(&runner.name)
         )));
     }
     let group_names: Vec<&str> = request.groups.iter().map(|(_, n)| n.as_str()).collect();
     for (kind, group) in &state.groups {
         if group.exists && group.can_login {
             return Err(Problem::Role(format!(
-                "role \"{}\" can log in, so it cannot be the store's {kind} group role (a group role is NOLOGIN): name another with --{kind}-role",
-                group.name
+                "role {} can log in, so it cannot be the store's {kind} group role (a group role is NOLOGIN): name another with --{kind}-role",
+                q(&group.name)
             )));
         }
         if !group.exists && !runner.superuser && !runner.createrole {
             return Err(Problem::Privilege(format!(
-                "creating the group role \"{}\" needs CREATEROLE: ALTER ROLE \"{}\" CREATEROLE as a superuser, or have the group roles created beforehand and granted to \"{}\" WITH ADMIN OPTION",
-                group.name, runner.name, runner.name
+                "creating the group role {} needs CREATEROLE: ALTER ROLE {} CREATEROLE as a superuser, or have the group roles created beforehand and granted to {} WITH ADMIN OPTION",
+                q(&group.name),
+                q(&runner.name),
+                q(&runner.name)
             )));
         }
     }
     let admin_needed = |group: &str| -> Problem {
         Problem::Privilege(format!(
-            "changing the members of \"{group}\" needs ADMIN OPTION on it (from PostgreSQL 16; before, CREATEROLE is enough): GRANT \"{group}\" TO \"{}\" WITH ADMIN OPTION, as a role that holds it",
-            runner.name
+            "changing the members of {} needs ADMIN OPTION on it (from PostgreSQL 16; before, CREATEROLE is enough): as a role that holds it, run GRANT {} TO {} WITH ADMIN OPTION{}",
+            q(group),
+            q(group),
+            q(&runner.name),
+            if v16 { ", INHERIT FALSE, SET FALSE" } else { "" }
         ))
     };
-    let group_of = |kind: RoleKind| state.group(kind);
+    let owners = state.owners();
 
     let mut plan = Plan::default();
-    let statements = &mut plan.statements;
-    let notes = &mut plan.notes;
 
     // 1. The group roles.
     for (_, group) in &state.groups {
         if !group.exists {
-            statements.push(format!("CREATE ROLE {} NOLOGIN", q(&group.name)));
+            plan.statements
+                .push(format!("CREATE ROLE {} NOLOGIN", q(&group.name)));
         }
     }
 
-    // 2. Hardening: PUBLIC keeps nothing on the database and executes none of the layout's or
-    //    dblink's functions; the runner revokes what it may, and says what it may not.
+    // 2. Hardening: PUBLIC keeps nothing on the database, no CREATE in schema public, and
+    //    executes none of the store's or dblink's functions. The runner revokes what it may
+    //    and says what it may not.
+    let mut foreign_dblink: Vec<&Object> = Vec::new();
     for object in &state.objects {
         let public: BTreeSet<&str> = match object.kind {
-            ObjectKind::Database => object.held_by("PUBLIC"),
+            ObjectKind::Database => object.held_by(PUBLIC),
+            ObjectKind::Schema => object
+                .held_by(PUBLIC)
+                .into_iter()
+                .filter(|p| *p != "USAGE")
+                .collect(),
             ObjectKind::Function => object
-                .held_by("PUBLIC")
+                .held_by(PUBLIC)
                 .into_iter()
                 .filter(|p| *p == "EXECUTE")
                 .collect(),
@@ -121,13 +181,26 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
             continue;
         }
         if object.runner_owns {
-            statements.extend(privileges("REVOKE", &public, &object.target, "PUBLIC"));
+            plan.statements.extend(revoke(&public, object, PUBLIC)?);
+        } else if object.dblink {
+            foreign_dblink.push(object);
         } else {
-            notes.push(format!(
-                "PUBLIC keeps EXECUTE on {} (it belongs to \"{}\"): as that role, run REVOKE EXECUTE ON {} FROM PUBLIC",
-                object.name, object.owner, object.target
+            plan.notes.push(format!(
+                "PUBLIC keeps {} on {} (it belongs to {}): as that role, run REVOKE {} ON {} FROM PUBLIC",
+                list(&public),
+                object.name,
+                q(&object.owner),
+                list(&public),
+                object.target
             ));
         }
+    }
+    if let Some(first) = foreign_dblink.first() {
+        plan.notes.push(format!(
+            "PUBLIC keeps EXECUTE on {} of dblink's functions (they belong to {}): as that role, run REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC",
+            foreign_dblink.len(),
+            q(&first.owner)
+        ));
     }
 
     // 3. Each group gets exactly its part on the database, the tables and the functions.
@@ -137,41 +210,66 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
             let held = object.held_by(&group.name);
             let extra: BTreeSet<&str> = held.difference(&wanted).copied().collect();
             let missing: BTreeSet<&str> = wanted.difference(&held).copied().collect();
-            statements.extend(privileges("REVOKE", &extra, &object.target, &group.name));
-            statements.extend(privileges("GRANT", &missing, &object.target, &group.name));
+            plan.statements.extend(revoke(&extra, object, &group.name)?);
+            plan.statements.extend(grant(&missing, object, &group.name));
+            // A part held WITH GRANT OPTION could be passed on: keep the part, drop the option.
+            let passable: BTreeSet<&str> = wanted
+                .intersection(&held)
+                .copied()
+                .filter(|p| object.grants_of(&group.name, p).any(|h| h.grantable))
+                .collect();
+            if !passable.is_empty() {
+                plan.statements.push(format!(
+                    "REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE",
+                    list(&passable),
+                    object.target,
+                    q(&group.name)
+                ));
+            }
         }
     }
 
-    // 4. Roles put into a group: out with what they held directly beyond reading, which the
-    //    group replaces (a V10 writer's INSERT on events and UPDATE on id), then in.
+    // 4. Roles put into a group: out with what they held directly that the group replaces (a
+    //    V10 writer's INSERT on events and UPDATE on id; a writer reads nothing), then in.
     for (kind, login) in &request.add {
         let Some(facts) = state.other(login).filter(|f| f.exists) else {
             return Err(Problem::Role(format!(
-                "role \"{login}\" does not exist: create it first (CREATE ROLE \"{login}\" LOGIN PASSWORD '...'), then run grant again"
+                "role {} does not exist: create it first (CREATE ROLE {} LOGIN PASSWORD '...'), then run grant again",
+                q(login),
+                q(login)
             )));
         };
         if group_names.contains(&login.as_str()) {
             return Err(Problem::Role(format!(
-                "\"{login}\" is one of the store's group roles: --{kind} takes the roles that use it"
+                "{} is one of the store's group roles: --{kind} takes the roles that use it",
+                q(login)
+            )));
+        }
+        if let Some(owner) = facts.wider.iter().find(|w| owners.contains(w.as_str())) {
+            return Err(Problem::Role(format!(
+                "{} is, or uses the rights of, {}, which owns the store and keeps every right: it cannot be made a {kind}; give the application a login role of its own",
+                q(login),
+                q(owner)
             )));
         }
         for object in state.objects.iter().filter(|o| o.runner_owns) {
             let direct: BTreeSet<&str> = match object.kind {
-                ObjectKind::Table if object.name != RECORD_TABLE => object
+                ObjectKind::Table => object
                     .held_by(login)
                     .into_iter()
-                    .filter(|p| *p != "SELECT")
+                    .filter(|p| {
+                        !reads_only(p) || (*kind == RoleKind::Writer && object.name != RECORD_TABLE)
+                    })
                     .collect(),
                 ObjectKind::Function if object.owner_only() => object.held_by(login),
                 _ => BTreeSet::new(),
             };
-            statements.extend(privileges("REVOKE", &direct, &object.target, login));
+            plan.statements.extend(revoke(&direct, object, login)?);
         }
-        let Some(group) = group_of(*kind) else {
+        let Some(group) = state.group(*kind) else {
             continue;
         };
-        let membership = state.is_member(&group.name, login);
-        let needs_grant = match membership {
+        let needs_grant = match state.is_member(&group.name, login) {
             None => true,
             // From 16 the membership itself says whether rights pass without SET ROLE.
             Some(m) => v16 && !m.inherits,
@@ -180,21 +278,24 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
             if group.exists && !group.administered {
                 return Err(admin_needed(&group.name));
             }
-            statements.push(if v16 {
+            plan.statements.push(if v16 {
                 format!("GRANT {} TO {} WITH INHERIT TRUE", q(&group.name), q(login))
             } else {
                 format!("GRANT {} TO {}", q(&group.name), q(login))
             });
         }
         if !v16 && !facts.inherit {
-            notes.push(format!(
-                "\"{login}\" is NOINHERIT: it uses the {kind} role's rights only after SET ROLE \"{}\" (or ALTER ROLE \"{login}\" INHERIT)",
-                group.name
+            plan.notes.push(format!(
+                "{} is NOINHERIT: it uses the {kind} role's rights only after SET ROLE {} (or ALTER ROLE {} INHERIT)",
+                q(login),
+                q(&group.name),
+                q(login)
             ));
         }
         if facts.superuser {
-            notes.push(format!(
-                "\"{login}\" is a superuser: its rights do not come from the {kind} role"
+            plan.notes.push(format!(
+                "{} is a superuser: its rights do not come from the {kind} role",
+                q(login)
             ));
         }
         if *kind == RoleKind::Replicator && !facts.replication && !facts.superuser {
@@ -203,34 +304,53 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
                     || (v16 && runner.createrole && runner.replication && facts.administered);
                 if !may {
                     return Err(Problem::Privilege(format!(
-                        "giving \"{login}\" the REPLICATION attribute (a subscription's connection needs it; attributes do not pass through group roles) takes a superuser before PostgreSQL 16, and from 16 a role with CREATEROLE and REPLICATION that holds ADMIN OPTION on \"{login}\"; connected as \"{}\": have such a role run ALTER ROLE \"{login}\" REPLICATION (on a managed service, grant its replication role instead, such as rds_replication on Amazon RDS), then run grant without --replication",
-                        runner.name
+                        "giving {} the REPLICATION attribute (a subscription's connection needs it; attributes do not pass through group roles) takes a superuser before PostgreSQL 16, and from 16 a role with CREATEROLE and REPLICATION that holds ADMIN OPTION on {}; connected as {}: have such a role run ALTER ROLE {} REPLICATION (on a managed service, grant its replication role instead, such as rds_replication on Amazon RDS), then run grant without --replication",
+                        q(login),
+                        q(login),
+                        q(&runner.name),
+                        q(login)
                     )));
                 }
-                statements.push(format!("ALTER ROLE {} REPLICATION", q(login)));
+                plan.statements
+                    .push(format!("ALTER ROLE {} REPLICATION", q(login)));
             } else {
-                notes.push(format!(
-                    "\"{login}\" has no REPLICATION attribute: enough for the Node replicator, not for a logical-replication subscription's connection (add --replication)"
+                plan.notes.push(format!(
+                    "{} has no REPLICATION attribute: enough for the Node replicator, not for a logical-replication subscription's connection (add --replication)",
+                    q(login)
                 ));
             }
         }
     }
 
-    // 5. Roles taken out of every group of the store.
+    // 5. Roles taken out of every group of the store; from 16, each grantor's grant.
     for login in &request.remove {
         let mut found = false;
         for (_, group) in &state.groups {
-            if state.is_member(&group.name, login).is_some() {
-                found = true;
-                if !group.administered {
-                    return Err(admin_needed(&group.name));
+            let Some(member) = state.is_member(&group.name, login) else {
+                continue;
+            };
+            found = true;
+            if !group.administered {
+                return Err(admin_needed(&group.name));
+            }
+            if v16 {
+                for grantor in &member.grantors {
+                    plan.statements.push(format!(
+                        "REVOKE {} FROM {} GRANTED BY {}",
+                        q(&group.name),
+                        q(login),
+                        q(grantor)
+                    ));
                 }
-                statements.push(format!("REVOKE {} FROM {}", q(&group.name), q(login)));
+            } else {
+                plan.statements
+                    .push(format!("REVOKE {} FROM {}", q(&group.name), q(login)));
             }
         }
         if !found {
-            notes.push(format!(
-                "\"{login}\" is in none of the store's group roles: nothing to take away"
+            plan.notes.push(format!(
+                "{} is in none of the store's group roles: nothing to take away",
+                q(login)
             ));
         }
     }
@@ -239,7 +359,7 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
     for (kind, name) in &request.groups {
         let recorded = state.recorded.iter().find(|(k, _)| k == kind);
         if recorded.map(|(_, n)| n) != Some(name) {
-            statements.push(format!(
+            plan.statements.push(format!(
                 "INSERT INTO public.{RECORD_TABLE} (kind, role_name) VALUES ({}, {}) ON CONFLICT (kind) DO UPDATE SET role_name = EXCLUDED.role_name",
                 quote_literal(kind.into()),
                 quote_literal(name)

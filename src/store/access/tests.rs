@@ -9,6 +9,8 @@ fn held(grantee: &str, privileges: &[&str]) -> Vec<Held> {
         .map(|p| Held {
             grantee: grantee.into(),
             privilege: (*p).into(),
+            grantor: "owner".into(),
+            grantable: false,
         })
         .collect()
 }
@@ -101,6 +103,10 @@ fn fresh() -> AccessState {
     }
 }
 
+fn lines(findings: Vec<Finding>) -> Vec<String> {
+    findings.into_iter().map(|f| f.line).collect()
+}
+
 fn request(state: &AccessState) -> Request {
     Request {
         groups: state
@@ -144,13 +150,14 @@ fn granted() -> AccessState {
         &mut state,
         "events",
         "orders_replicator",
-        &["REFERENCES", "SELECT"],
+        &["REFERENCES (event)", "SELECT"],
     );
     state.members.push(Member {
         group: "orders_writer".into(),
         member: "app".into(),
         can_login: true,
         inherits: true,
+        grantors: vec!["owner".into()],
     });
     state.recorded = state
         .groups
@@ -177,7 +184,7 @@ fn a_fresh_store_gets_its_roles_its_hardening_and_its_record() {
             r#"GRANT CONNECT ON DATABASE orders TO "orders_reader""#,
             r#"GRANT SELECT ON TABLE public.events TO "orders_reader""#,
             r#"GRANT CONNECT ON DATABASE orders TO "orders_replicator""#,
-            r#"GRANT REFERENCES, SELECT ON TABLE public.events TO "orders_replicator""#,
+            r#"GRANT REFERENCES (event), SELECT ON TABLE public.events TO "orders_replicator""#,
             r#"GRANT "orders_writer" TO "app" WITH INHERIT TRUE"#,
             "INSERT INTO public.slate_roles (kind, role_name) VALUES ('writer', 'orders_writer') ON CONFLICT (kind) DO UPDATE SET role_name = EXCLUDED.role_name",
             "INSERT INTO public.slate_roles (kind, role_name) VALUES ('reader', 'orders_reader') ON CONFLICT (kind) DO UPDATE SET role_name = EXCLUDED.role_name",
@@ -188,7 +195,7 @@ fn a_fresh_store_gets_its_roles_its_hardening_and_its_record() {
     let mut unmanaged = state.clone();
     unmanaged.groups.clear();
     assert_eq!(
-        check(&unmanaged),
+        lines(check(&unmanaged)),
         [r#"PUBLIC (every role) holds CONNECT, TEMPORARY on database "orders""#]
     );
 }
@@ -224,11 +231,11 @@ fn every_stray_privilege_is_named_and_a_group_member_loses_its_own() {
     );
     add(&mut state, "orders", "PUBLIC", &["CONNECT"]);
     assert_eq!(
-        check(&state),
+        lines(check(&state)),
         [
             r#"PUBLIC (every role) holds CONNECT on database "orders""#,
             r#"the writer role "orders_writer" holds SELECT on events, beyond its part"#,
-            r#"role "app" holds INSERT on events: only the owner may change the store's tables"#,
+            r#"role "app", a writer, holds INSERT, SELECT on events: a writer appends through insert_events and holds nothing on the tables"#,
             r#"role "legacy" holds UPDATE on id: only the owner may change the store's tables"#,
             "PUBLIC (every role) may execute restore_events(text, text, text, text, integer)",
             r#"role "ops" may execute restore_events(text, text, text, text, integer), which only the owner may"#,
@@ -241,7 +248,7 @@ fn every_stray_privilege_is_named_and_a_group_member_loses_its_own() {
             "REVOKE CONNECT ON DATABASE orders FROM PUBLIC",
             "REVOKE EXECUTE ON FUNCTION public.restore_events(text, text, text, text, integer) FROM PUBLIC",
             r#"REVOKE SELECT ON TABLE public.events FROM "orders_writer""#,
-            r#"REVOKE INSERT ON TABLE public.events FROM "app""#,
+            r#"REVOKE INSERT, SELECT ON TABLE public.events FROM "app""#,
         ],
         "legacy and ops are in no group: left to the operator"
     );
@@ -299,5 +306,39 @@ fn what_the_runner_lacks_is_refused_before_any_statement() {
     state.others.clear();
     assert!(
         matches!(plan(&state, &request(&state)), Err(Problem::Role(m)) if m.contains("does not exist"))
+    );
+}
+
+#[test]
+fn the_owner_is_never_made_a_writer_and_a_stranger_grantors_privilege_is_refused() {
+    let mut state = granted();
+    state.others[0].wider = vec!["owner".into()];
+    let refused = plan(&state, &request(&state));
+    assert!(matches!(refused, Err(Problem::Role(m)) if m.contains("owns the store")));
+
+    let mut state = granted();
+    state.objects[1].held.push(Held {
+        grantee: "orders_writer".into(),
+        privilege: "UPDATE".into(),
+        grantor: "someone".into(),
+        grantable: false,
+    });
+    let refused = plan(&state, &request(&state));
+    assert!(matches!(refused, Err(Problem::Privilege(m)) if m.contains(r#"granted by "someone""#)));
+}
+
+#[test]
+fn from_16_a_removal_revokes_each_grantors_membership() {
+    let mut state = granted();
+    state.members[0].grantors = vec!["owner".into(), "ops".into()];
+    let mut asked = request(&state);
+    asked.add.clear();
+    asked.remove = vec!["app".into()];
+    assert_eq!(
+        plan(&state, &asked).unwrap().statements,
+        [
+            r#"REVOKE "orders_writer" FROM "app" GRANTED BY "owner""#,
+            r#"REVOKE "orders_writer" FROM "app" GRANTED BY "ops""#,
+        ]
     );
 }

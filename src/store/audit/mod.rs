@@ -381,17 +381,13 @@ pub async fn audit(
             "{extras} extra object(s) not created by the layout: harmless, listed for review"
         ));
     }
-    let latest = catalog::expected(layout, layout.latest_version());
-    let names = |kind: &str| -> Vec<String> {
-        latest
-            .iter()
-            .filter(|o| o.kind == kind)
-            .map(|o| o.name.split('(').next().unwrap_or(&o.name).to_string())
-            .collect()
-    };
-    let access = catalog::access(client, &names("table"), &names("function"))
-        .await
-        .map_err(query_error("reading owners and grants"))?;
+    let access = catalog::access(
+        client,
+        &catalog::latest_names(layout, "table"),
+        &catalog::latest_names(layout, "function"),
+    )
+    .await
+    .map_err(query_error("reading owners and grants"))?;
     let grants = grants(client, layout, database)
         .await
         .map_err(query_error("reading the store's roles and grants"))?;
@@ -401,7 +397,12 @@ pub async fn audit(
     {
         notes.insert(0, format!(
             "drift: the grants differ from what the store's roles need: {}; run init-slate-db grant -d {database} to put them back, or revoke by hand",
-            grants.findings.join("; ")
+            grants
+                .findings
+                .iter()
+                .map(|f| f.line.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
         Verdict::Drift
     } else {

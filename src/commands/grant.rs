@@ -172,6 +172,7 @@ async fn grant_connected(
             .await
             .map_err(|e| statement_error(statement, &e))?;
     }
+    crate::hooks::pause("granting", None).await;
     let after = read(&transaction).await?;
     let left = access::plan(&after, &request).map_err(problem)?;
     if !left.statements.is_empty() {

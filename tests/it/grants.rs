@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "test-hooks")]
+use crate::support::spawn;
 use crate::support::{insert, listen_as, run, values, Cluster, Outcome};
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
@@ -610,6 +612,44 @@ async fn grant_waits_for_the_stores_lock_and_gives_up_changing_nothing() {
     ]));
     outcome.assert_code(7);
     assert_eq!(access_snapshot(&cluster, "orders").await, before);
+}
+
+/// SIGTERM and SIGKILL after every statement ran, before the commit: nothing stays.
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_run_stopped_before_its_commit_leaves_nothing_and_the_next_run_succeeds() {
+    let cluster = Cluster::start().await;
+    source(&cluster, "orders").await;
+    login_roles(&cluster).await;
+    let before = access_snapshot(&cluster, "orders").await;
+    for signal in ["TERM", "KILL"] {
+        let running = spawn(
+            cluster
+                .tool()
+                .args([
+                    "grant", "-d", "orders", "--writer", APP, "--reader", PROJECTION,
+                ])
+                .env("INIT_SLATE_DB_TEST_PAUSE", "granting"),
+        );
+        running.wait_for("paused at granting");
+        running.signal(signal);
+        let outcome = running.finish(Duration::from_secs(60));
+        if signal == "TERM" {
+            outcome.assert_code(130);
+        }
+        cluster.wait_until_idle("orders").await;
+        assert_eq!(
+            access_snapshot(&cluster, "orders").await,
+            before,
+            "{signal}"
+        );
+    }
+    grant(
+        &cluster,
+        &["-d", "orders", "--writer", APP, "--reader", PROJECTION],
+    )
+    .assert_code(0);
+    run(cluster.tool().args(["status", "-d", "orders"])).assert_code(0);
 }
 
 #[tokio::test]

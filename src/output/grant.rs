@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{name_of, table, Report};
+use super::{name_of, roles_table, Report};
 use crate::store::access::GroupRow;
 use crate::store::layout::Layout;
 
@@ -44,22 +44,7 @@ impl Report for GrantReport {
             self.layout,
             name_of(&self.action)
         );
-        let mut roles = table(["role", "group role", "members"]);
-        for role in &self.roles {
-            roles.add_row([
-                name_of(&role.kind).to_string(),
-                if role.exists {
-                    role.name.clone()
-                } else {
-                    format!("{} (created by the run)", role.name)
-                },
-                if role.members.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    role.members.join(", ")
-                },
-            ]);
-        }
+        let roles = roles_table(&self.roles, "created by the run");
         out.push_str(&format!("\nroles\n{roles}\n"));
         if self.statements.is_empty() {
             out.push_str("\nnothing to change: the store's grants are what its roles need\n");

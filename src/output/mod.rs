@@ -30,6 +30,28 @@ pub use restore::{RestoreAction, RestoreReport};
 pub use status::StatusReport;
 pub use verify::{IdRange, RowReport, VerifyReport};
 
+/// The store's group roles and their members, as `status` and `grant` print them; a role that
+/// does not exist carries `absent` after its name.
+fn roles_table(roles: &[crate::store::access::GroupRow], absent: &str) -> Table {
+    let mut table = table(["role", "group role", "members"]);
+    for role in roles {
+        table.add_row([
+            name_of(&role.kind).to_string(),
+            if role.exists {
+                role.name.clone()
+            } else {
+                format!("{} ({absent})", role.name)
+            },
+            if role.members.is_empty() {
+                "(none)".to_string()
+            } else {
+                role.members.join(", ")
+            },
+        ]);
+    }
+    table
+}
+
 /// The version of the JSON documents' shape; raised when a field changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 1;
 

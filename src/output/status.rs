@@ -3,7 +3,7 @@
 use comfy_table::Cell;
 use serde::Serialize;
 
-use super::{name_of, table, Report};
+use super::{name_of, roles_table, table, Report};
 use crate::store::audit::{Audit, Grants, MigrationState, ObjectState};
 use crate::store::follow::Replication;
 use crate::store::staging::{Leftover, LeftoverState};
@@ -128,22 +128,7 @@ fn audit_text(this: &Audit) -> String {
 fn grants_text(grants: &Grants) -> String {
     let mut out = String::new();
     if !grants.roles.is_empty() {
-        let mut roles = table(["role", "group role", "members"]);
-        for role in &grants.roles {
-            roles.add_row([
-                name_of(&role.kind).to_string(),
-                if role.exists {
-                    role.name.clone()
-                } else {
-                    format!("{} (MISSING)", role.name)
-                },
-                if role.members.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    role.members.join(", ")
-                },
-            ]);
-        }
+        let roles = roles_table(&grants.roles, "MISSING");
         out.push_str(&format!("\nroles\n{roles}\n"));
     }
     if !grants.findings.is_empty() {

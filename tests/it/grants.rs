@@ -6,9 +6,9 @@ use std::time::Duration;
 
 #[cfg(feature = "test-hooks")]
 use crate::support::spawn;
-use crate::support::{insert, listen_as, run, values, Cluster, Outcome};
+use crate::support::{insert, listen_as, run, sqlstate, values, Cluster, Outcome};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const APP: &str = "app";
 const APP_PASSWORD: &str = "app-secret-1";
@@ -16,11 +16,6 @@ const PROJECTION: &str = "projection";
 const PROJECTION_PASSWORD: &str = "projection-secret-1";
 const SHIPPER: &str = "shipper";
 const SHIPPER_PASSWORD: &str = "shipper-secret-1";
-
-async fn source(cluster: &Cluster, name: &str) -> Client {
-    run(cluster.tool().args(["-n", name, "-t", "source"])).assert_code(0);
-    cluster.superuser_client(name).await
-}
 
 /// The three login roles of a deployment: an application, a projection, a replicator.
 async fn login_roles(cluster: &Cluster) {
@@ -42,23 +37,7 @@ async fn connect(
     password: &str,
     database: &str,
 ) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::Config::new()
-        .host("127.0.0.1")
-        .port(cluster.port)
-        .user(user)
-        .password(password)
-        .dbname(database)
-        .connect(NoTls)
-        .await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error
-        .as_db_error()
-        .map(|db| db.code().code().to_string())
-        .unwrap_or_else(|| format!("{error:?}"))
+    cluster.try_client_as(user, password, database).await
 }
 
 async fn refused(client: &Client, statement: &str) -> String {
@@ -105,8 +84,8 @@ async fn access_snapshot(cluster: &Cluster, database: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_writer_appends_and_can_do_nothing_else_not_even_connect_to_another_store() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "orders").await;
-    source(&cluster, "billing").await;
+    let owner = cluster.source("orders").await;
+    cluster.source("billing").await;
     login_roles(&cluster).await;
     grant(&cluster, &["-d", "orders", "--writer", APP]).assert_code(0);
     grant(&cluster, &["-d", "billing"]).assert_code(0);
@@ -168,7 +147,7 @@ async fn a_writer_appends_and_can_do_nothing_else_not_even_connect_to_another_st
 #[tokio::test]
 async fn a_reader_selects_and_hears_inserts_but_cannot_write() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "orders").await;
+    let owner = cluster.source("orders").await;
     login_roles(&cluster).await;
     grant(&cluster, &["-d", "orders", "--reader", PROJECTION]).assert_code(0);
 
@@ -225,7 +204,7 @@ async fn visible_triggers(client: &Client) -> Vec<String> {
 #[tokio::test]
 async fn a_replicator_reads_what_the_node_replicator_and_a_subscription_read() {
     let cluster = Cluster::start_logical().await;
-    let owner = source(&cluster, "orders").await;
+    let owner = cluster.source("orders").await;
     run(cluster
         .tool()
         .args(["-n", "orders_copy", "-t", "destination"]))
@@ -335,7 +314,7 @@ async fn a_replicator_reads_what_the_node_replicator_and_a_subscription_read() {
 #[tokio::test]
 async fn a_second_run_changes_nothing_and_the_dry_run_showed_what_the_run_did() {
     let cluster = Cluster::start().await;
-    source(&cluster, "orders").await;
+    cluster.source("orders").await;
     login_roles(&cluster).await;
     let args = [
         "-d",
@@ -390,7 +369,7 @@ async fn a_second_run_changes_nothing_and_the_dry_run_showed_what_the_run_did() 
 #[tokio::test]
 async fn taking_a_role_out_of_the_writers_takes_its_rights_away() {
     let cluster = Cluster::start().await;
-    source(&cluster, "orders").await;
+    cluster.source("orders").await;
     login_roles(&cluster).await;
     grant(&cluster, &["-d", "orders", "--writer", APP]).assert_code(0);
     let writer = connect(&cluster, APP, APP_PASSWORD, "orders")
@@ -412,7 +391,7 @@ async fn taking_a_role_out_of_the_writers_takes_its_rights_away() {
 #[tokio::test]
 async fn status_names_a_privilege_granted_by_hand_as_drift_once_the_store_opted_in() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "orders").await;
+    let owner = cluster.source("orders").await;
     login_roles(&cluster).await;
     let status = || {
         run(cluster
@@ -565,7 +544,7 @@ async fn status_names_a_privilege_granted_by_hand_as_drift_once_the_store_opted_
 #[tokio::test]
 async fn a_failing_statement_rolls_the_whole_run_back() {
     let cluster = Cluster::start().await;
-    source(&cluster, "orders").await;
+    cluster.source("orders").await;
     login_roles(&cluster).await;
     // The writer group exists and is a member of app: granting it to app is circular, so the
     // run's membership statement fails after the roles and grants before it.
@@ -594,7 +573,7 @@ async fn a_failing_statement_rolls_the_whole_run_back() {
 #[tokio::test]
 async fn grant_waits_for_the_stores_lock_and_gives_up_changing_nothing() {
     let cluster = Cluster::start().await;
-    let holder = source(&cluster, "orders").await;
+    let holder = cluster.source("orders").await;
     login_roles(&cluster).await;
     holder
         .batch_execute("SELECT pg_advisory_lock(334462, hashtext('migrate'))")
@@ -619,7 +598,7 @@ async fn grant_waits_for_the_stores_lock_and_gives_up_changing_nothing() {
 #[tokio::test]
 async fn a_run_stopped_before_its_commit_leaves_nothing_and_the_next_run_succeeds() {
     let cluster = Cluster::start().await;
-    source(&cluster, "orders").await;
+    cluster.source("orders").await;
     login_roles(&cluster).await;
     let before = access_snapshot(&cluster, "orders").await;
     for signal in ["TERM", "KILL"] {
@@ -655,7 +634,7 @@ async fn a_run_stopped_before_its_commit_leaves_nothing_and_the_next_run_succeed
 #[tokio::test]
 async fn bad_roles_are_refused_with_one_line_and_nothing_is_changed() {
     let cluster = Cluster::start().await;
-    source(&cluster, "orders").await;
+    cluster.source("orders").await;
     run(cluster
         .tool()
         .args(["-n", "orders_copy", "-t", "destination"]))
@@ -702,14 +681,10 @@ async fn bad_roles_are_refused_with_one_line_and_nothing_is_changed() {
 #[tokio::test]
 async fn a_createrole_non_superuser_runs_grant_and_is_told_what_it_lacks() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "orders").await;
+    let owner = cluster.source("orders").await;
     login_roles(&cluster).await;
     let admin = cluster.superuser_client("postgres").await;
-    let version: i32 = admin
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version = cluster.server_version().await;
     admin
         .batch_execute(
             "CREATE ROLE ops LOGIN CREATEDB CREATEROLE PASSWORD 'ops-pw';

@@ -558,11 +558,7 @@ async fn a_managed_style_role_without_superuser_replicates_from_16_and_is_told_w
     let cluster = Cluster::start_logical().await;
     run(cluster.tool().args(["-n", "origin", "-t", "source"])).assert_code(0);
     let admin = cluster.superuser_client("postgres").await;
-    let version: i32 = admin
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version = cluster.server_version().await;
     // What a managed service gives its admin role: CREATEDB, REPLICATION (rds_replication),
     // ownership of the store's tables, and from 16 pg_create_subscription.
     admin

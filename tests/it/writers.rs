@@ -4,17 +4,12 @@
 
 use std::time::Duration;
 
-use crate::support::{insert, listen, pool_as, run, values, Cluster};
+use crate::support::{insert, listen, pool_as, run, sqlstate, values, Cluster};
 use init_slate_db::store::layout::Layout;
 use tokio_postgres::Client;
 
 const WRITER: &str = "app_writer";
 const WRITER_PASSWORD: &str = "writer-secret-1";
-
-async fn source(cluster: &Cluster, name: &str) -> Client {
-    run(cluster.tool().args(["-n", name, "-t", "source"])).assert_code(0);
-    cluster.superuser_client(name).await
-}
 
 /// The writer role: LOGIN, EXECUTE on the two functions of the append path, nothing else.
 async fn create_writer(owner: &Client) {
@@ -36,13 +31,6 @@ fn batch(n: usize) -> String {
         .map(|i| format!(r#"($1[{i}], $2, '{{"n":{i}}}')"#))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error
-        .as_db_error()
-        .map(|db| db.code().code().to_string())
-        .unwrap_or_else(|| format!("{error:?}"))
 }
 
 /// (id, event, whether the rows share one timestamp, next id)
@@ -85,8 +73,8 @@ async fn notifications(
 #[tokio::test]
 async fn a_writer_appends_exactly_what_the_owner_appends() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "by_owner").await;
-    let owner_side = source(&cluster, "by_writer").await;
+    let owner = cluster.source("by_owner").await;
+    let owner_side = cluster.source("by_writer").await;
     create_writer(&owner_side).await;
     let writer = cluster
         .client_as(WRITER, WRITER_PASSWORD, "by_writer")
@@ -147,7 +135,7 @@ async fn a_writer_appends_exactly_what_the_owner_appends() {
 #[tokio::test]
 async fn a_writer_can_do_nothing_but_append() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "guarded").await;
+    let owner = cluster.source("guarded").await;
     create_writer(&owner).await;
     let writer = cluster.client_as(WRITER, WRITER_PASSWORD, "guarded").await;
     assert_eq!(insert(&writer, &batch(3)).await.unwrap(), 3);
@@ -268,7 +256,7 @@ async fn a_writer_can_do_nothing_but_append() {
 #[tokio::test]
 async fn a_hostile_search_path_runs_nothing_as_the_owner() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "shadowed").await;
+    let owner = cluster.source("shadowed").await;
     create_writer(&owner).await;
     // A schema of the writer's, shadowing what the append path and the NOTIFY trigger call:
     // whoever runs one of these is written down.
@@ -353,7 +341,7 @@ async fn a_hostile_search_path_runs_nothing_as_the_owner() {
 #[tokio::test]
 async fn one_text_gets_one_answer_at_every_batch_size() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "sizes").await;
+    let owner = cluster.source("sizes").await;
     let mut next_id = 1i64;
     for size in [1usize, 100, 101, 1000] {
         let rows = batch(size);
@@ -407,7 +395,7 @@ async fn one_text_gets_one_answer_at_every_batch_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_writers_as_the_writer_role_stay_gapless() {
     let cluster = Cluster::start().await;
-    let owner = source(&cluster, "crowded").await;
+    let owner = cluster.source("crowded").await;
     create_writer(&owner).await;
     let pool = pool_as(&cluster, WRITER, WRITER_PASSWORD, "crowded", 8);
     let writers: Vec<_> = (0..8)

@@ -450,6 +450,18 @@ impl Cluster {
 
     /// A client as `user`.
     pub async fn client_as(&self, user: &str, password: &str, database: &str) -> Client {
+        self.try_client_as(user, password, database)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {database}: {e:?}"))
+    }
+
+    /// A client as `user`, or why the server refused it.
+    pub async fn try_client_as(
+        &self,
+        user: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host("127.0.0.1")
             .port(self.port)
@@ -457,10 +469,25 @@ impl Cluster {
             .password(password)
             .dbname(database)
             .connect(NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {database}: {e:?}"));
+            .await?;
         tokio::spawn(connection);
-        client
+        Ok(client)
+    }
+
+    /// `server_version_num`.
+    pub async fn server_version(&self) -> i32 {
+        self.superuser_client("postgres")
+            .await
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Creates a source store `name` with the tool and returns a superuser client on it.
+    pub async fn source(&self, name: &str) -> Client {
+        run(self.tool().args(["-n", name, "-t", "source"])).assert_code(0);
+        self.superuser_client(name).await
     }
 
     /// A superuser client.
@@ -657,6 +684,14 @@ impl Outcome {
         );
         self
     }
+}
+
+/// The SQLSTATE of a server's error (or the error, for another failure).
+pub fn sqlstate(error: &tokio_postgres::Error) -> String {
+    error
+        .as_db_error()
+        .map(|db| db.code().code().to_string())
+        .unwrap_or_else(|| format!("{error:?}"))
 }
 
 /// Whether the session with `pid` is waiting for a lock (a row lock, as writers of the id row do).

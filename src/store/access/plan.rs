@@ -182,6 +182,16 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
         }
         if object.runner_owns {
             plan.statements.extend(revoke(&public, object, PUBLIC)?);
+            // Before 15 the store's owner creates in schema public through PUBLIC's CREATE:
+            // it keeps it in its own name, or its next migration could not create anything.
+            if object.kind == ObjectKind::Schema && public.contains("CREATE") {
+                for owner in owners.iter().filter(|o| **o != object.owner) {
+                    if !object.held_by(owner).contains("CREATE") {
+                        plan.statements
+                            .push(format!("GRANT CREATE ON SCHEMA public TO {}", q(owner)));
+                    }
+                }
+            }
         } else if object.dblink {
             foreign_dblink.push(object);
         } else {

@@ -453,6 +453,16 @@ async fn status_names_a_privilege_granted_by_hand_as_drift_once_the_store_opted_
             false,
         ),
         (
+            "GRANT REFERENCES ON events TO orders_replicator".into(),
+            "the replicator role \"orders_replicator\" holds REFERENCES on events".into(),
+            true,
+        ),
+        (
+            "GRANT INSERT ON events TO PUBLIC".into(),
+            "PUBLIC (every role) holds INSERT on events".into(),
+            true,
+        ),
+        (
             "GRANT REFERENCES ON events TO orders_reader".into(),
             "the reader role \"orders_reader\" holds REFERENCES on events".into(),
             true,

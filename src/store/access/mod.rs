@@ -207,8 +207,8 @@ pub struct RoleFacts {
     /// Whether the running role may grant membership in it (PostgreSQL 16: ADMIN OPTION;
     /// before: also CREATEROLE), or change its attributes.
     pub administered: bool,
-    /// Roles whose rights it uses beyond its part: the owner of one of the store's objects, or
-    /// `pg_write_all_data`, `pg_maintain`.
+    /// Roles whose rights it has beyond its part, by inheritance or SET ROLE: the owner of one
+    /// of the store's objects, or `pg_write_all_data`, `pg_maintain`.
     pub wider: Vec<String>,
 }
 

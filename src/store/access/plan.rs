@@ -150,6 +150,19 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
 
     let mut plan = Plan::default();
 
+    // A group must hold its part and nothing more: one that is, or uses the rights of, the
+    // owner (or pg_write_all_data, pg_maintain) cannot be made so, and its own rights must not
+    // be revoked (the owner's would stop append_events).
+    for (kind, group) in &state.groups {
+        if let Some(wider) = group.wider.first() {
+            return Err(Problem::Role(format!(
+                "role {} is, or uses the rights of, {}: it holds more than a {kind}'s part and cannot be made one; name another with --{kind}-role",
+                q(&group.name),
+                q(wider)
+            )));
+        }
+    }
+
     // 1. The group roles.
     for (_, group) in &state.groups {
         if !group.exists {
@@ -175,7 +188,11 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
                 .into_iter()
                 .filter(|p| *p == "EXECUTE")
                 .collect(),
-            ObjectKind::Table => BTreeSet::new(),
+            ObjectKind::Table => object
+                .held_by(PUBLIC)
+                .into_iter()
+                .filter(|p| !reads_only(p))
+                .collect(),
         };
         if public.is_empty() {
             continue;
@@ -207,19 +224,38 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
     }
     if let Some(first) = foreign_dblink.first() {
         plan.notes.push(format!(
-            "PUBLIC keeps EXECUTE on {} of dblink's functions (they belong to {}): as that role, run REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC",
+            "PUBLIC keeps EXECUTE on {} of dblink's functions (they belong to {}): as that role, run REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC for each, such as REVOKE EXECUTE ON {} FROM PUBLIC",
             foreign_dblink.len(),
-            q(&first.owner)
+            q(&first.owner),
+            first.target
         ));
     }
 
-    // 3. Each group gets exactly its part on the database, the tables and the functions.
+    // 3. Each group gets exactly its part on the database, the tables and the functions. In
+    //    schema public it only needs USAGE, which PUBLIC has unless a DBA took it away.
     for (kind, group) in &state.groups {
         for object in state.objects.iter().filter(|o| o.runner_owns) {
+            if object.kind == ObjectKind::Schema {
+                if !object.held_by(PUBLIC).contains("USAGE")
+                    && !object.held_by(&group.name).contains("USAGE")
+                {
+                    plan.statements.push(format!(
+                        "GRANT USAGE ON SCHEMA public TO {}",
+                        q(&group.name)
+                    ));
+                }
+                continue;
+            }
             let wanted = expected(*kind, object);
             let held = object.held_by(&group.name);
             let extra: BTreeSet<&str> = held.difference(&wanted).copied().collect();
-            let missing: BTreeSet<&str> = wanted.difference(&held).copied().collect();
+            let mut missing: BTreeSet<&str> = wanted.difference(&held).copied().collect();
+            // A table-level REVOKE takes the same privilege on every column with it: a column
+            // privilege of the part is granted again after it.
+            for privilege in &extra {
+                let column = format!("{privilege} (");
+                missing.extend(wanted.iter().filter(|w| w.starts_with(&column)));
+            }
             plan.statements.extend(revoke(&extra, object, &group.name)?);
             plan.statements.extend(grant(&missing, object, &group.name));
             // A part held WITH GRANT OPTION could be passed on: keep the part, drop the option.
@@ -229,6 +265,22 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
                 .filter(|p| object.grants_of(&group.name, p).any(|h| h.grantable))
                 .collect();
             if !passable.is_empty() {
+                // Only the grantor can take the option back, as with a privilege.
+                for privilege in &passable {
+                    for held in object.grants_of(&group.name, privilege) {
+                        if held.grantor != object.owner {
+                            return Err(Problem::Privilege(format!(
+                                "{} holds {privilege} on {} WITH GRANT OPTION granted by {}, and only that role can take the option back: as {}, run REVOKE GRANT OPTION FOR {privilege} ON {} FROM {} CASCADE",
+                                q(&group.name),
+                                object.name,
+                                q(&held.grantor),
+                                q(&held.grantor),
+                                object.target,
+                                q(&group.name)
+                            )));
+                        }
+                    }
+                }
                 plan.statements.push(format!(
                     "REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE",
                     list(&passable),
@@ -299,12 +351,6 @@ pub fn plan(state: &AccessState, request: &Request) -> Result<Plan, Problem> {
                 "{} is NOINHERIT: it uses the {kind} role's rights only after SET ROLE {} (or ALTER ROLE {} INHERIT)",
                 q(login),
                 q(&group.name),
-                q(login)
-            ));
-        }
-        if facts.superuser {
-            plan.notes.push(format!(
-                "{} is a superuser: its rights do not come from the {kind} role",
                 q(login)
             ));
         }

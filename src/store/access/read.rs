@@ -93,7 +93,7 @@ SELECT r.rolname::text, r.rolcanlogin, r.rolsuper, r.rolreplication, r.rolinheri
        pg_catalog.pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION'),
        ARRAY(SELECT w.rolname::text FROM pg_catalog.pg_roles w
               WHERE (w.rolname = ANY($2) OR w.rolname IN ('pg_write_all_data', 'pg_maintain'))
-                AND pg_catalog.pg_has_role(r.oid, w.oid, 'USAGE')
+                AND pg_catalog.pg_has_role(r.oid, w.oid, 'MEMBER')
               ORDER BY 1)
   FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1)
 ";

@@ -342,3 +342,58 @@ fn from_16_a_removal_revokes_each_grantors_membership() {
         ]
     );
 }
+
+#[test]
+fn a_table_level_revoke_is_followed_by_the_column_privilege_it_took_along() {
+    let mut state = granted();
+    state.objects[1]
+        .held
+        .extend(held("orders_replicator", &["REFERENCES"]));
+    state.objects[1]
+        .held
+        .extend(held(PUBLIC, &["INSERT", "SELECT"]));
+    assert_eq!(
+        plan(&state, &request(&state)).unwrap().statements,
+        [
+            "REVOKE INSERT ON TABLE public.events FROM PUBLIC",
+            r#"REVOKE REFERENCES ON TABLE public.events FROM "orders_replicator""#,
+            r#"GRANT REFERENCES (event) ON TABLE public.events TO "orders_replicator""#,
+        ]
+    );
+}
+
+#[test]
+fn groups_get_usage_on_public_only_when_public_lost_it_and_never_lose_it() {
+    let schema = |acl| object(ObjectKind::Schema, "public", "SCHEMA public", acl);
+    let mut state = granted();
+    state.objects.push(schema(held(PUBLIC, &["USAGE"])));
+    state
+        .objects
+        .last_mut()
+        .unwrap()
+        .held
+        .extend(held("orders_reader", &["USAGE"]));
+    assert_eq!(plan(&state, &request(&state)).unwrap(), Plan::default());
+
+    let mut state = granted();
+    state
+        .objects
+        .push(schema(held("owner", &["CREATE", "USAGE"])));
+    assert_eq!(
+        plan(&state, &request(&state)).unwrap().statements,
+        [
+            r#"GRANT USAGE ON SCHEMA public TO "orders_writer""#,
+            r#"GRANT USAGE ON SCHEMA public TO "orders_reader""#,
+            r#"GRANT USAGE ON SCHEMA public TO "orders_replicator""#,
+        ]
+    );
+}
+
+#[test]
+fn a_group_with_the_owners_rights_is_refused_not_stripped() {
+    let mut state = granted();
+    state.groups[0].1.wider = vec!["owner".into()];
+    assert!(
+        matches!(plan(&state, &request(&state)), Err(Problem::Role(m)) if m.contains("cannot be made one"))
+    );
+}

@@ -98,7 +98,35 @@ async fn caught_up(cluster: &Cluster, source: &str, destination: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{destination} did not catch up with {source} (id {target})");
+    // What the subscription and the slot were doing, for the next person reading this.
+    let subscriptions: Vec<String> = cluster
+        .superuser_client(destination)
+        .await
+        .query(
+            "SELECT s.subname || ' enabled=' || s.subenabled || ' worker=' || COALESCE(w.pid::text, '-')
+                    || ' received=' || COALESCE(w.received_lsn::text, '-')
+               FROM pg_subscription s LEFT JOIN pg_stat_subscription w ON w.subid = s.oid",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    let slots: Vec<String> = cluster
+        .superuser_client(source)
+        .await
+        .query(
+            "SELECT slot_name || ' active=' || active || ' pid=' || COALESCE(active_pid::text, '-')
+                    || ' confirmed=' || COALESCE(confirmed_flush_lsn::text, '-')
+               FROM pg_replication_slots",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    panic!(
+        "{destination} did not catch up with {source} (id {target}); subscriptions {subscriptions:?}; slots {slots:?}; server log:\n{}",
+        cluster.log_tail(40)
+    );
 }
 
 #[tokio::test]

@@ -418,6 +418,13 @@ impl Cluster {
         run_checked(pg_ctl, "pg_ctl restart");
     }
 
+    /// The last `lines` lines of the server's log, for a failing test's message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Every database's name, sorted (template databases left out).
     pub async fn databases(&self) -> Vec<String> {
         self.superuser_client("postgres")

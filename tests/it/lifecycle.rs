@@ -71,7 +71,14 @@ async fn status_of_a_fresh_source_is_up_to_date_and_verified() {
     run(cluster.tool().args(["-n", "audited", "-t", "source"])).assert_code(0);
     let outcome = run(cluster.tool().args(["status", "-d", "audited"]));
     outcome.assert_code(0);
-    insta::with_settings!({filters => vec![(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", "[applied on]        ")]}, {
+    // The same on every version: PostgreSQL 17 adds MAINTAIN (m) to an owner's privileges,
+    // which widens the privileges column, so columns are not padded in the snapshot.
+    insta::with_settings!({filters => vec![
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", "[applied on]"),
+        (r"arwdDxtm/", "arwdDxt/"),
+        (r" {2,}\|", " |"),
+        (r"-{3,}", "---"),
+    ]}, {
         insta::assert_snapshot!(outcome.stdout());
     });
 }

@@ -103,13 +103,31 @@ fn one_line(text: &str) -> String {
 }
 
 /// `text` as an SQL string literal, for statements that take no parameters (COMMENT, CREATE
-/// SUBSCRIPTION).
+/// SUBSCRIPTION, GRANT's record). A text with a backslash is written `E'...'` with the
+/// backslashes doubled, as PostgreSQL's quote_literal does, so that it reads the same whatever
+/// the session's `standard_conforming_strings`.
 pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 /// Quotes `name` as an SQL identifier (doubling any double quote), for DDL that cannot take
 /// parameters such as CREATE DATABASE.
 pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod quoting {
+    use super::quote_literal;
+
+    #[test]
+    fn a_literal_with_a_backslash_reads_the_same_under_either_string_setting() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"a\b'c"), r"E'a\\b''c'");
+    }
 }

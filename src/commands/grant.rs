@@ -84,9 +84,13 @@ async fn grant_connected(
         .ok_or_else(|| Error::Internal("an up-to-date store without a layout".into()))?;
     check_kinds(layout, database, settings)?;
 
-    let recorded = access::recorded(&client)
-        .await
-        .map_err(|e| Error::query("reading the store's roles", &e))?;
+    // The audit read the store's record, under the lock.
+    let recorded: Vec<(RoleKind, String)> = audit
+        .grants
+        .roles
+        .iter()
+        .map(|r| (r.kind, r.name.clone()))
+        .collect();
     let mut groups = Vec::new();
     let mut renamed = Vec::new();
     for &kind in RoleKind::of(layout) {
@@ -124,7 +128,7 @@ async fn grant_connected(
     others.extend(renamed.iter().map(|(_, known, _)| known.clone()));
 
     let read = async |client: &tokio_postgres::Transaction<'_>| {
-        access::read(client, layout, database, &groups, &others)
+        access::read(client, layout, database, Some(&groups), &others)
             .await
             .map_err(|e| Error::query("reading the store's roles and grants", &e))
     };
@@ -132,11 +136,6 @@ async fn grant_connected(
         .transaction()
         .await
         .map_err(|e| Error::query("starting the grant transaction", &e))?;
-    // The record's literals are written for standard strings, whatever the role's setting.
-    transaction
-        .batch_execute("SET LOCAL standard_conforming_strings = on")
-        .await
-        .map_err(|e| Error::query("setting standard_conforming_strings", &e))?;
     let before = read(&transaction).await?;
     check_renames(&before, &renamed)?;
     let plan = access::plan(&before, &request).map_err(problem)?;

@@ -127,14 +127,17 @@ fn members_query(server_version: i32) -> &'static str {
 }
 
 /// Reads the access state of the store `client` is connected to: `groups` are the group
-/// roles to look at by kind, `others` the other roles named.
+/// roles to look at by kind (`None`: the ones the store records), `others` the other roles
+/// named.
 pub async fn read(
     client: &impl GenericClient,
     layout: Layout,
     database: &str,
-    groups: &[(RoleKind, String)],
+    groups: Option<&[(RoleKind, String)]>,
     others: &[String],
 ) -> Result<AccessState, tokio_postgres::Error> {
+    let recorded = recorded(client).await?;
+    let groups = groups.unwrap_or(&recorded);
     let row = client.query_one(RUNNER_QUERY, &[]).await?;
     let mut runner = Runner {
         name: row.get(0),
@@ -239,13 +242,13 @@ pub async fn read(
         layout,
         database: database.to_string(),
         objects,
-        recorded: recorded(client).await?,
         groups: groups
             .iter()
             .map(|(kind, name)| (*kind, facts_of(name)))
             .collect(),
         members,
         others: others.iter().map(|n| facts_of(n)).collect(),
+        recorded,
         runner,
     })
 }

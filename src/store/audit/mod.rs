@@ -435,8 +435,7 @@ async fn grants(
     layout: Layout,
     database: &str,
 ) -> Result<Grants, tokio_postgres::Error> {
-    let recorded = access::recorded(client).await?;
-    let state = access::read(client, layout, database, &recorded, &[]).await?;
+    let state = access::read(client, layout, database, None, &[]).await?;
     Ok(Grants {
         managed: state.managed(),
         roles: state.group_rows(),
